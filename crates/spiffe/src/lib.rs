@@ -1,0 +1,27 @@
+//! # ward-spiffe
+//!
+//! The SPIFFE data model, strict to the letter of the SPIFFE standards
+//! (`../shared/spec/CHECKLIST.md`): [`SpiffeId`] and [`TrustDomain`], the X509-SVID
+//! ([`X509Svid`]) with every leaf and signing-certificate rule, X.509 bundles kept per
+//! trust domain in a [`BundleSet`] (never merged), SPIFFE bundle documents
+//! ([`SpiffeBundle`]), JWT bundles and JWT-SVID validation ([`JwtSvid`]).
+//!
+//! This crate does no I/O and has no async: it parses, validates and serialises.
+//!
+//! ```
+//! use ward_spiffe::SpiffeId;
+//! let id: SpiffeId = "spiffe://example.org/ns/prod/sa/api".parse().unwrap();
+//! assert_eq!(id.trust_domain().as_str(), "example.org");
+//! assert_eq!(id.path(), "/ns/prod/sa/api");
+//! ```
+#![forbid(unsafe_code)]
+
+pub mod bundle;
+pub mod id;
+pub mod jwt;
+pub mod x509;
+
+pub use bundle::{BundleError, BundleSet, JwtBundle, JwtBundleSet, SpiffeBundle, X509Bundle};
+pub use id::{IdError, SpiffeId, TrustDomain};
+pub use jwt::{JwtAuthority, JwtError, JwtSvid};
+pub use x509::{SvidError, Violation, X509Svid};

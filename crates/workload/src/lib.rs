@@ -1,0 +1,31 @@
+//! # ward-workload
+//!
+//! The SPIFFE Workload API (`../shared/spec/WORKLOAD_API.md`), both ends:
+//! - [`addr`]: endpoint addresses (`unix:///path`, `tcp://IP:PORT`, `SPIFFE_ENDPOINT_SOCKET`);
+//! - [`client`]: a gRPC client for the X.509 and JWT RPCs that always sends the
+//!   `workload.spiffe.io: true` header;
+//! - [`source`]: long-lived [`X509Source`] and [`JwtSource`] (one stream, atomically
+//!   swapped snapshot, watch channel, keep-last-good, reconnect with backoff);
+//! - [`server`]: a Workload API server over a pluggable [`IdentityProvider`].
+#![forbid(unsafe_code)]
+
+pub mod addr;
+pub mod client;
+pub mod context;
+pub mod server;
+pub mod source;
+
+/// The generated protobuf messages and gRPC stubs (service `SpiffeWorkloadAPI`, no package).
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
+pub mod proto {
+    tonic::include_proto!("_");
+}
+
+pub use addr::{AddrError, EndpointAddress};
+pub use client::{ClientError, WorkloadClient};
+pub use context::X509Context;
+pub use server::{Caller, IdentityProvider, NoIdentity, ProviderError, WorkloadServer};
+pub use source::{JwtSource, SourceError, SourceOptions, X509Source};
+
+/// The gRPC metadata key every Workload API request carries (value `true`).
+pub const SECURITY_HEADER: &str = "workload.spiffe.io";
