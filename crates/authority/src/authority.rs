@@ -72,7 +72,11 @@ impl Authority {
         todo!()
     }
     /// Mints an ES256 JWT-SVID.
-    pub fn mint_jwt_svid(&self, id: &SpiffeId, audience: &[String]) -> Result<JwtSvid, AuthorityError> {
+    pub fn mint_jwt_svid(
+        &self,
+        id: &SpiffeId,
+        audience: &[String],
+    ) -> Result<JwtSvid, AuthorityError> {
         let _ = (id, audience);
         todo!()
     }

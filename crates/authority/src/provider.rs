@@ -22,21 +22,28 @@ impl ward_workload::IdentityProvider for DevProvider {
     fn x509_context(
         &self,
         caller: &ward_workload::Caller,
-    ) -> Result<tokio::sync::watch::Receiver<Arc<ward_workload::X509Context>>, ward_workload::NoIdentity> {
+    ) -> Result<
+        tokio::sync::watch::Receiver<Arc<ward_workload::X509Context>>,
+        ward_workload::NoIdentity,
+    > {
         let _ = (caller, &self.authority, &self.assignment);
         todo!()
     }
     fn x509_bundles(
         &self,
         caller: &ward_workload::Caller,
-    ) -> Result<tokio::sync::watch::Receiver<Arc<ward_spiffe::BundleSet>>, ward_workload::NoIdentity> {
+    ) -> Result<tokio::sync::watch::Receiver<Arc<ward_spiffe::BundleSet>>, ward_workload::NoIdentity>
+    {
         let _ = caller;
         todo!()
     }
     fn jwt_bundles(
         &self,
         caller: &ward_workload::Caller,
-    ) -> Result<tokio::sync::watch::Receiver<Arc<ward_spiffe::JwtBundleSet>>, ward_workload::NoIdentity> {
+    ) -> Result<
+        tokio::sync::watch::Receiver<Arc<ward_spiffe::JwtBundleSet>>,
+        ward_workload::NoIdentity,
+    > {
         let _ = caller;
         todo!()
     }

@@ -51,7 +51,10 @@ impl X509Bundle {
     }
     /// Concatenated DER (Workload API encoding).
     pub fn to_der(&self) -> Vec<u8> {
-        self.authorities.iter().flat_map(|c| c.as_ref().iter().copied()).collect()
+        self.authorities
+            .iter()
+            .flat_map(|c| c.as_ref().iter().copied())
+            .collect()
     }
     /// PEM text, one CERTIFICATE block per authority.
     pub fn to_pem(&self) -> String {
@@ -106,7 +109,10 @@ pub struct JwtBundle {
 impl JwtBundle {
     /// An empty bundle.
     pub fn new(trust_domain: TrustDomain) -> Self {
-        Self { trust_domain, authorities: BTreeMap::new() }
+        Self {
+            trust_domain,
+            authorities: BTreeMap::new(),
+        }
     }
     /// Parses a JWKS document (RFC 7517), as `FetchJWTBundles` returns: every key needs a
     /// `kid`; keys of unknown `kty` are ignored.
@@ -120,7 +126,8 @@ impl JwtBundle {
     }
     /// Adds or replaces an authority under its key ID.
     pub fn insert(&mut self, authority: JwtAuthority) {
-        self.authorities.insert(authority.key_id().to_owned(), authority);
+        self.authorities
+            .insert(authority.key_id().to_owned(), authority);
     }
     /// The trust domain.
     pub fn trust_domain(&self) -> &TrustDomain {

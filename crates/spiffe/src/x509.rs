@@ -100,7 +100,10 @@ impl X509Svid {
     }
     /// The chain as concatenated DER, leaf first (the Workload API's `x509_svid`).
     pub fn chain_der(&self) -> Vec<u8> {
-        self.chain.iter().flat_map(|c| c.as_ref().iter().copied()).collect()
+        self.chain
+            .iter()
+            .flat_map(|c| c.as_ref().iter().copied())
+            .collect()
     }
 }
 
@@ -127,5 +130,18 @@ pub fn check_signing_cert(der: &[u8]) -> Vec<Violation> {
 /// none, more than one, or it is not a valid SPIFFE ID). Used by TLS peer verifiers.
 pub fn spiffe_id_of_cert(der: &[u8]) -> Result<SpiffeId, SvidError> {
     let _ = der;
+    todo!()
+}
+
+/// Verifies a peer's chain (leaf first) for authentication (X509-SVID.md §5): the leaf
+/// obeys every leaf rule, and the path is built with rustls-webpki to an authority of
+/// the bundle of the *leaf's own* trust domain, at `now`. No bundle for that trust
+/// domain means the peer is untrusted. Returns the peer's SPIFFE ID.
+pub fn verify_chain(
+    chain: &[CertificateDer<'_>],
+    bundles: &crate::BundleSet,
+    now: rustls_pki_types::UnixTime,
+) -> Result<SpiffeId, SvidError> {
+    let _ = (chain, bundles, now);
     todo!()
 }

@@ -3,7 +3,9 @@
 #![forbid(unsafe_code)]
 
 mod commands;
+mod config;
 mod logging;
+mod policy;
 
 use std::process::ExitCode;
 
@@ -25,6 +27,19 @@ enum Command {
     Fetch(commands::fetch::Args),
     /// Check a certificate against the X509-SVID rules of the SPIFFE standard.
     Inspect(commands::inspect::Args),
+    /// Run the sidecar: every listener in the config file.
+    Run(commands::run::Args),
+    /// One inbound listener from flags (mTLS in, plaintext to a local target).
+    Inbound(commands::inbound::Args),
+    /// One outbound listener from flags (plaintext in on loopback, mTLS out).
+    Outbound(commands::outbound::Args),
+    /// Authority, echo app, inbound and outbound proxies in one process.
+    Demo(commands::demo::Args),
+    /// Check a config file and its policy without starting anything.
+    Validate(commands::validate::Args),
+    /// Policy tools.
+    #[command(subcommand)]
+    Policy(commands::policy::PolicyCommand),
 }
 
 fn main() -> ExitCode {
@@ -34,6 +49,12 @@ fn main() -> ExitCode {
         Command::Dev(args) => commands::dev::main(args),
         Command::Fetch(args) => commands::fetch::main(args),
         Command::Inspect(args) => commands::inspect::main(args),
+        Command::Run(args) => commands::run::main(args),
+        Command::Inbound(args) => commands::inbound::main(args),
+        Command::Outbound(args) => commands::outbound::main(args),
+        Command::Demo(args) => commands::demo::main(args),
+        Command::Validate(args) => commands::validate::main(args),
+        Command::Policy(cmd) => commands::policy::main(cmd),
     };
     match result {
         Ok(code) => code,

@@ -47,11 +47,17 @@ pub enum ProviderError {
 /// sends the current value at once and again on every change.
 pub trait IdentityProvider: Send + Sync + 'static {
     /// The caller's X.509 state (SVIDs + bundles), live.
-    fn x509_context(&self, caller: &Caller) -> Result<watch::Receiver<Arc<X509Context>>, NoIdentity>;
+    fn x509_context(
+        &self,
+        caller: &Caller,
+    ) -> Result<watch::Receiver<Arc<X509Context>>, NoIdentity>;
     /// The X.509 bundles the caller may see, live.
     fn x509_bundles(&self, caller: &Caller) -> Result<watch::Receiver<Arc<BundleSet>>, NoIdentity>;
     /// The JWT bundles the caller may see, live.
-    fn jwt_bundles(&self, caller: &Caller) -> Result<watch::Receiver<Arc<JwtBundleSet>>, NoIdentity>;
+    fn jwt_bundles(
+        &self,
+        caller: &Caller,
+    ) -> Result<watch::Receiver<Arc<JwtBundleSet>>, NoIdentity>;
     /// Mints JWT-SVIDs for `audience` (every identity of the caller when `id` is None).
     fn mint_jwt_svids(
         &self,
