@@ -7,15 +7,47 @@ use std::time::Duration;
 
 use rustls_pki_types::CertificateDer;
 
+use crate::x509::{certs_to_pem, pem_certificates, split_der_certs};
 use crate::{JwtAuthority, TrustDomain};
 
 /// Why a bundle document or certificate set is not usable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum BundleError {
-    /// Placeholder variant; the spiffe crate's owner defines the real variants.
-    #[error("invalid bundle: {0}")]
-    Invalid(String),
+    /// The X.509 authorities cannot be read.
+    #[error("cannot read the X.509 authorities of trust domain {trust_domain}: {reason}")]
+    Certificates {
+        /// The bundle's trust domain.
+        trust_domain: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The document is not JSON of the expected shape.
+    #[error("cannot parse the bundle document of trust domain {trust_domain}: {reason}")]
+    Json {
+        /// The bundle's trust domain.
+        trust_domain: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The document has no `keys` member (F.58).
+    #[error("the bundle document of trust domain {trust_domain} has no `keys` member")]
+    MissingKeys {
+        /// The bundle's trust domain.
+        trust_domain: String,
+    },
+    /// One entry of `keys` is unusable.
+    #[error(
+        "key {index} of the bundle document of trust domain {trust_domain} is invalid: {reason}"
+    )]
+    Key {
+        /// The bundle's trust domain.
+        trust_domain: String,
+        /// Position in `keys`.
+        index: usize,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 /// The X.509 authorities (CA certificates) of one trust domain.
@@ -28,18 +60,44 @@ pub struct X509Bundle {
 impl X509Bundle {
     /// A bundle from already parsed certificates (duplicates removed).
     pub fn new(trust_domain: TrustDomain, authorities: Vec<CertificateDer<'static>>) -> Self {
-        let _ = (trust_domain, authorities);
-        todo!()
+        let mut unique: Vec<CertificateDer<'static>> = Vec::with_capacity(authorities.len());
+        for ca in authorities {
+            if !unique.contains(&ca) {
+                unique.push(ca);
+            }
+        }
+        Self {
+            trust_domain,
+            authorities: unique,
+        }
     }
     /// Parses concatenated DER certificates (Workload API encoding).
     pub fn parse_der(trust_domain: TrustDomain, der: &[u8]) -> Result<Self, BundleError> {
-        let _ = (trust_domain, der);
-        todo!()
+        let certs = split_der_certs(der).map_err(|e| BundleError::Certificates {
+            trust_domain: trust_domain.to_string(),
+            reason: e.to_string(),
+        })?;
+        Ok(Self::new(trust_domain, certs))
     }
     /// Parses PEM CERTIFICATE blocks; an empty or certificate-less file is an error.
+    ///
+    /// Unlike go-spiffe (which returns an empty bundle), an empty file is an error: a
+    /// trust domain with no authority cannot authenticate anyone (F.58), and an empty
+    /// file is far more often a mistake (wrong path, truncated write) than intended.
     pub fn parse_pem(trust_domain: TrustDomain, pem: &[u8]) -> Result<Self, BundleError> {
-        let _ = (trust_domain, pem);
-        todo!()
+        let bad = |reason: String| BundleError::Certificates {
+            trust_domain: trust_domain.to_string(),
+            reason,
+        };
+        let certs = pem_certificates(pem).map_err(bad)?;
+        if certs.is_empty() {
+            return Err(bad("no CERTIFICATE block found".into()));
+        }
+        for (index, cert) in certs.iter().enumerate() {
+            split_der_certs(cert.as_ref())
+                .map_err(|e| bad(format!("CERTIFICATE block {index}: {e}")))?;
+        }
+        Ok(Self::new(trust_domain, certs))
     }
     /// The trust domain.
     pub fn trust_domain(&self) -> &TrustDomain {
@@ -58,7 +116,7 @@ impl X509Bundle {
     }
     /// PEM text, one CERTIFICATE block per authority.
     pub fn to_pem(&self) -> String {
-        todo!()
+        certs_to_pem(&self.authorities)
     }
 }
 
