@@ -8,7 +8,10 @@ use std::time::Duration;
 use rustls_pki_types::CertificateDer;
 
 use crate::x509::{certs_to_pem, pem_certificates, split_der_certs};
-use crate::{JwtAuthority, TrustDomain};
+use crate::{JwtAuthority, JwtError, TrustDomain};
+
+use base64::Engine as _;
+use serde_json::{Map, Value};
 
 /// Why a bundle document or certificate set is not usable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -173,14 +176,27 @@ impl JwtBundle {
         }
     }
     /// Parses a JWKS document (RFC 7517), as `FetchJWTBundles` returns: every key needs a
-    /// `kid`; keys of unknown `kty` are ignored.
+    /// `kid`; keys of unknown `kty` are ignored, and so are keys whose `use` is present
+    /// and not `jwt-svid` (C.31: only JWT-SVID keys are extracted).
     pub fn parse_jwks(trust_domain: TrustDomain, json: &[u8]) -> Result<Self, BundleError> {
-        let _ = (trust_domain, json);
-        todo!()
+        let doc = JsonDoc::parse(&trust_domain, json)?;
+        let mut bundle = Self::new(trust_domain.clone());
+        for (index, key) in doc.keys()?.iter().enumerate() {
+            let obj = doc.key_object(index, key)?;
+            match obj.get("use").and_then(Value::as_str) {
+                None | Some(USE_JWT_SVID) => {}
+                Some(_) => continue,
+            }
+            if let Some(authority) = doc.jwt_authority(index, key)? {
+                bundle.insert(authority);
+            }
+        }
+        Ok(bundle)
     }
     /// Serialises as a JWKS document with `use: jwt-svid` on each key.
     pub fn to_jwks(&self) -> Vec<u8> {
-        todo!()
+        let keys: Vec<Value> = self.authorities().map(|a| a.to_jwk(true)).collect();
+        serde_json::json!({ "keys": keys }).to_string().into_bytes()
     }
     /// Adds or replaces an authority under its key ID.
     pub fn insert(&mut self, authority: JwtAuthority) {
@@ -243,12 +259,229 @@ pub struct SpiffeBundle {
 
 impl SpiffeBundle {
     /// Parses a SPIFFE bundle document for a trust domain.
+    ///
+    /// Per entry: `use: x509-svid` takes the first `x5c` certificate and ignores any
+    /// other (B.23; go-spiffe errors instead), and an entry without `x5c` is ignored;
+    /// `use: jwt-svid` needs a `kid`; entries with another or no `use`, or an unknown
+    /// `kty`, are ignored (F.58, F.59). A document without `keys` is an error (F.58).
     pub fn parse(trust_domain: TrustDomain, json: &[u8]) -> Result<Self, BundleError> {
-        let _ = (trust_domain, json);
-        todo!()
+        let doc = JsonDoc::parse(&trust_domain, json)?;
+        let sequence = match doc.root.get("spiffe_sequence") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(v.as_u64().ok_or_else(|| {
+                doc.json_error(format!(
+                    "`spiffe_sequence` must be a non-negative integer, got {v}"
+                ))
+            })?),
+        };
+        let refresh_hint = match doc.root.get("spiffe_refresh_hint") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(Duration::from_secs(v.as_u64().ok_or_else(|| {
+                doc.json_error(format!(
+                    "`spiffe_refresh_hint` must be a non-negative integer number of seconds, got {v}"
+                ))
+            })?)),
+        };
+        let mut x509 = Vec::new();
+        let mut jwt = JwtBundle::new(trust_domain.clone());
+        for (index, key) in doc.keys()?.iter().enumerate() {
+            let obj = doc.key_object(index, key)?;
+            match obj.get("use").and_then(Value::as_str) {
+                Some(USE_X509_SVID) => {
+                    if let Some(cert) = doc.x509_authority(index, obj)? {
+                        x509.push(cert);
+                    }
+                }
+                Some(USE_JWT_SVID) => {
+                    if let Some(authority) = doc.jwt_authority(index, key)? {
+                        jwt.insert(authority);
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(Self {
+            x509: X509Bundle::new(trust_domain, x509),
+            jwt,
+            sequence,
+            refresh_hint,
+        })
     }
     /// Serialises as a SPIFFE bundle document.
     pub fn to_json(&self) -> Vec<u8> {
-        todo!()
+        let mut keys: Vec<Value> = self.x509.authorities().iter().map(x509_entry).collect();
+        keys.extend(self.jwt.authorities().map(|a| a.to_jwk(true)));
+        let mut doc = Map::new();
+        doc.insert("keys".into(), Value::Array(keys));
+        if let Some(seq) = self.sequence {
+            doc.insert("spiffe_sequence".into(), seq.into());
+        }
+        if let Some(hint) = self.refresh_hint {
+            doc.insert("spiffe_refresh_hint".into(), hint.as_secs().into());
+        }
+        Value::Object(doc).to_string().into_bytes()
     }
+}
+
+// === impl JSON reading ===
+
+const USE_X509_SVID: &str = "x509-svid";
+const USE_JWT_SVID: &str = "jwt-svid";
+
+/// A parsed JWKS / SPIFFE bundle document and its trust domain, for error messages.
+struct JsonDoc<'a> {
+    trust_domain: &'a TrustDomain,
+    root: Map<String, Value>,
+}
+
+impl<'a> JsonDoc<'a> {
+    fn parse(trust_domain: &'a TrustDomain, json: &[u8]) -> Result<Self, BundleError> {
+        let json_error = |reason: String| BundleError::Json {
+            trust_domain: trust_domain.to_string(),
+            reason,
+        };
+        match serde_json::from_slice::<Value>(json) {
+            Ok(Value::Object(root)) => Ok(Self { trust_domain, root }),
+            Ok(_) => Err(json_error("the document is not a JSON object".into())),
+            Err(e) => Err(json_error(e.to_string())),
+        }
+    }
+
+    fn json_error(&self, reason: String) -> BundleError {
+        BundleError::Json {
+            trust_domain: self.trust_domain.to_string(),
+            reason,
+        }
+    }
+
+    fn key_error(&self, index: usize, reason: impl Into<String>) -> BundleError {
+        BundleError::Key {
+            trust_domain: self.trust_domain.to_string(),
+            index,
+            reason: reason.into(),
+        }
+    }
+
+    fn keys(&self) -> Result<&Vec<Value>, BundleError> {
+        match self.root.get("keys") {
+            None => Err(BundleError::MissingKeys {
+                trust_domain: self.trust_domain.to_string(),
+            }),
+            Some(Value::Array(keys)) => Ok(keys),
+            Some(other) => Err(self.json_error(format!("`keys` must be an array, got {other}"))),
+        }
+    }
+
+    fn key_object<'v>(
+        &self,
+        index: usize,
+        key: &'v Value,
+    ) -> Result<&'v Map<String, Value>, BundleError> {
+        key.as_object()
+            .ok_or_else(|| self.key_error(index, "a JWK must be a JSON object"))
+    }
+
+    /// The JWT authority of a key; `None` for a key type or curve ward does not know.
+    fn jwt_authority(
+        &self,
+        index: usize,
+        key: &Value,
+    ) -> Result<Option<JwtAuthority>, BundleError> {
+        match JwtAuthority::from_jwk(key) {
+            Ok(a) => Ok(Some(a)),
+            Err(JwtError::UnsupportedKey(_)) => Ok(None),
+            Err(e) => Err(self.key_error(index, e.to_string())),
+        }
+    }
+
+    /// The CA certificate of an `x509-svid` entry; `None` when the entry is to be
+    /// ignored (unknown `kty`, `x5c` absent or empty: B.23, F.59).
+    fn x509_authority(
+        &self,
+        index: usize,
+        obj: &Map<String, Value>,
+    ) -> Result<Option<CertificateDer<'static>>, BundleError> {
+        if !matches!(
+            obj.get("kty").and_then(Value::as_str),
+            Some("EC" | "RSA" | "OKP")
+        ) {
+            return Ok(None);
+        }
+        let first = match obj.get("x5c") {
+            None | Some(Value::Null) => return Ok(None),
+            Some(Value::Array(certs)) => match certs.first() {
+                None => return Ok(None),
+                Some(first) => first,
+            },
+            Some(other) => {
+                return Err(self.key_error(index, format!("`x5c` must be an array, got {other}")))
+            }
+        };
+        let text = first
+            .as_str()
+            .ok_or_else(|| self.key_error(index, "`x5c` values must be base64 strings"))?;
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map_err(|e| self.key_error(index, format!("`x5c` is not base64: {e}")))?;
+        let certs = split_der_certs(&der).map_err(|e| self.key_error(index, e.to_string()))?;
+        match <[CertificateDer<'static>; 1]>::try_from(certs) {
+            Ok([cert]) => Ok(Some(cert)),
+            Err(certs) => Err(self.key_error(
+                index,
+                format!(
+                    "an `x5c` value holds {} certificates; it must hold one",
+                    certs.len()
+                ),
+            )),
+        }
+    }
+}
+
+/// The `x509-svid` JWK of a CA certificate: `use`, `kty` (and the key parameters when
+/// the key is EC or RSA) and `x5c` with the one certificate (B.22; no `kid`).
+fn x509_entry(cert: &CertificateDer<'_>) -> Value {
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    use x509_parser::public_key::PublicKey;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let strip = |b: &[u8]| {
+        let start = b
+            .iter()
+            .position(|x| *x != 0)
+            .unwrap_or(b.len().saturating_sub(1));
+        b[start..].to_vec()
+    };
+    let mut jwk = Map::new();
+    jwk.insert("use".into(), USE_X509_SVID.into());
+    let cert_parsed = X509Certificate::from_der(cert.as_ref()).ok();
+    let parsed = cert_parsed
+        .as_ref()
+        .and_then(|(_, c)| c.public_key().parsed().ok());
+    match parsed {
+        Some(PublicKey::EC(point)) => {
+            let data = point.data();
+            let crv = match data.len() {
+                65 => Some(("P-256", 32)),
+                97 => Some(("P-384", 48)),
+                133 => Some(("P-521", 66)),
+                _ => None,
+            };
+            jwk.insert("kty".into(), "EC".into());
+            if let (Some((crv, len)), Some(0x04)) = (crv, data.first()) {
+                jwk.insert("crv".into(), crv.into());
+                jwk.insert("x".into(), b64(&data[1..1 + len]).into());
+                jwk.insert("y".into(), b64(&data[1 + len..]).into());
+            }
+        }
+        Some(PublicKey::RSA(rsa)) => {
+            jwk.insert("kty".into(), "RSA".into());
+            jwk.insert("n".into(), b64(&strip(rsa.modulus)).into());
+            jwk.insert("e".into(), b64(&strip(rsa.exponent)).into());
+        }
+        _ => {
+            jwk.insert("kty".into(), "OKP".into());
+        }
+    }
+    let x5c = base64::engine::general_purpose::STANDARD.encode(cert.as_ref());
+    jwk.insert("x5c".into(), Value::Array(vec![x5c.into()]));
+    Value::Object(jwk)
 }
