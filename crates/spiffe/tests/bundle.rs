@@ -210,13 +210,13 @@ fn b21_bundle_set_keeps_trust_domains_apart() {
     assert_eq!(set.len(), 2);
     assert_eq!(
         set.get(&td("a.test")).expect("a").authorities(),
-        &[a.der.clone()]
+        std::slice::from_ref(&a.der)
     );
     // Replacing a domain's bundle does not touch the other.
     set.insert(X509Bundle::new(td("a.test"), vec![b.der.clone()]));
     assert_eq!(
         set.get(&td("a.test")).expect("a").authorities(),
-        &[b.der.clone()]
+        std::slice::from_ref(&b.der)
     );
     assert_eq!(set.len(), 2);
     assert!(set.remove(&td("b.test")).is_some());

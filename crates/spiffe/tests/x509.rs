@@ -170,7 +170,7 @@ fn go_spiffe_leaf_and_intermediate_verify_at_a_fixed_time_inside_their_validity(
     set.insert(X509Bundle::new(td, vec![ca]));
     // 2020-03-24T14:30:00Z, inside the leaf's 14:07:30..15:07:40.
     let inside = UnixTime::since_unix_epoch(std::time::Duration::from_secs(1_585_060_200));
-    let id = verify_chain(&[leaf.clone()], &set, inside).expect("verifies");
+    let id = verify_chain(std::slice::from_ref(&leaf), &set, inside).expect("verifies");
     assert_eq!(id.as_str(), "spiffe://example.org/workload-1");
     // 2020-03-24T15:30:00Z: the leaf has expired.
     let after = UnixTime::since_unix_epoch(std::time::Duration::from_secs(1_585_063_800));
@@ -338,7 +338,7 @@ fn b20_verify_scenario_leaf_with_key_cert_sign_or_crl_sign_is_rejected() {
     let w = world();
     for extra in [KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign] {
         let mut p = leaf_params(LEAF1);
-        p.key_usages.push(extra.clone());
+        p.key_usages.push(extra);
         let (leaf, _) = w.ca1.leaf(&p);
         let err = verify_chain(&[leaf], &w.bundles, now()).expect_err("signing usage");
         assert_eq!(
@@ -742,8 +742,11 @@ fn generated_svid_round_trips_through_pem_and_der() {
             base64::engine::general_purpose::STANDARD.encode(&key)
         }
     );
-    let svid = X509Svid::parse_pem(certs_pem(&[leaf.clone()]).as_bytes(), key_pem.as_bytes())
-        .expect("pem");
+    let svid = X509Svid::parse_pem(
+        certs_pem(std::slice::from_ref(&leaf)).as_bytes(),
+        key_pem.as_bytes(),
+    )
+    .expect("pem");
     assert_eq!(svid.leaf(), &leaf);
     assert_eq!(svid.private_key().secret_pkcs8_der(), key.as_slice());
     assert!(!svid.is_expired_at(std::time::SystemTime::now()));
