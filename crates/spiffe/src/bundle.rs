@@ -39,6 +39,12 @@ pub enum BundleError {
         /// The bundle's trust domain.
         trust_domain: String,
     },
+    /// A bundle map is malformed (F.60).
+    #[error("invalid SPIFFE bundle map: {reason}")]
+    Map {
+        /// What is wrong.
+        reason: String,
+    },
     /// One entry of `keys` is unusable.
     #[error(
         "key {index} of the bundle document of trust domain {trust_domain} is invalid: {reason}"
@@ -320,6 +326,85 @@ impl SpiffeBundle {
             doc.insert("spiffe_refresh_hint".into(), hint.as_secs().into());
         }
         Value::Object(doc).to_string().into_bytes()
+    }
+}
+
+/// A SPIFFE bundle map (F.60): `{"trust_domains": {"<trust domain>": <SPIFFE bundle
+/// document>, ...}}`, as used to hand several trust domains' bundles over at once.
+/// Keys may be a trust domain name or its SPIFFE ID (`spiffe://example.org`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SpiffeBundleMap {
+    /// The bundles, by trust domain; each keeps its own `spiffe_refresh_hint`.
+    pub bundles: BTreeMap<TrustDomain, SpiffeBundle>,
+}
+
+impl SpiffeBundleMap {
+    /// Parses a bundle map. `trust_domains` must be present, and a trust domain named
+    /// twice (even spelled once as a name and once as an ID) is an error (F.60): the
+    /// JSON "last key wins" rule would otherwise let a second entry silently replace
+    /// a domain's authorities.
+    pub fn parse(json: &[u8]) -> Result<Self, BundleError> {
+        let map_error = |reason: String| BundleError::Map { reason };
+        let doc: MapDocument =
+            serde_json::from_slice(json).map_err(|e| map_error(e.to_string()))?;
+        let entries = doc
+            .trust_domains
+            .ok_or_else(|| map_error("the `trust_domains` member is missing".into()))?;
+        let mut bundles = BTreeMap::new();
+        for (key, value) in entries.0 {
+            let td = TrustDomain::new(&key)
+                .map_err(|e| map_error(format!("the key {key:?} is not a trust domain: {e}")))?;
+            let bundle = SpiffeBundle::parse(td.clone(), value.to_string().as_bytes())?;
+            if bundles.insert(td.clone(), bundle).is_some() {
+                return Err(map_error(format!(
+                    "trust domain {td} appears more than once"
+                )));
+            }
+        }
+        Ok(Self { bundles })
+    }
+    /// Serialises as a bundle map keyed by trust domain name.
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut domains = Map::new();
+        for (td, bundle) in &self.bundles {
+            let doc = serde_json::from_slice(&bundle.to_json()).unwrap_or(Value::Null);
+            domains.insert(td.to_string(), doc);
+        }
+        serde_json::json!({ "trust_domains": domains })
+            .to_string()
+            .into_bytes()
+    }
+}
+
+/// The top level of a bundle map; `trust_domains` is read as a list of entries so that
+/// duplicate keys are seen instead of collapsed.
+#[derive(serde::Deserialize)]
+struct MapDocument {
+    trust_domains: Option<Entries>,
+}
+
+struct Entries(Vec<(String, Value)>);
+
+impl<'de> serde::Deserialize<'de> for Entries {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Entries;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object mapping trust domains to SPIFFE bundles")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<Entries, A::Error> {
+                let mut out = Vec::new();
+                while let Some(entry) = a.next_entry::<String, Value>()? {
+                    out.push(entry);
+                }
+                Ok(Entries(out))
+            }
+        }
+        d.deserialize_map(V)
     }
 }
 

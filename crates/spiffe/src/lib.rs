@@ -21,7 +21,9 @@ pub mod id;
 pub mod jwt;
 pub mod x509;
 
-pub use bundle::{BundleError, BundleSet, JwtBundle, JwtBundleSet, SpiffeBundle, X509Bundle};
+pub use bundle::{
+    BundleError, BundleSet, JwtBundle, JwtBundleSet, SpiffeBundle, SpiffeBundleMap, X509Bundle,
+};
 pub use id::{IdError, SpiffeId, TrustDomain};
 pub use jwt::{JwtAuthority, JwtError, JwtSvid};
 pub use x509::{verify_chain, verify_chain_for, ChainUsage, SvidError, Violation, X509Svid};

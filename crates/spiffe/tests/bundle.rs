@@ -8,7 +8,8 @@ use std::time::Duration;
 use common::*;
 use serde_json::{json, Value};
 use ward_spiffe::{
-    BundleError, BundleSet, JwtAuthority, JwtBundle, SpiffeBundle, TrustDomain, X509Bundle,
+    BundleError, BundleSet, JwtAuthority, JwtBundle, SpiffeBundle, SpiffeBundleMap, TrustDomain,
+    X509Bundle,
 };
 
 fn td(s: &str) -> TrustDomain {
@@ -465,4 +466,52 @@ fn jwt_authority_rsa_jwk_needs_n_and_e() {
     assert!(JwtAuthority::from_jwk(&ok).is_ok());
     let no_n = json!({"kty": "RSA", "kid": "r", "e": "AQAB"});
     assert!(JwtAuthority::from_jwk(&no_n).is_err());
+}
+
+// === F.60: bundle maps ===
+
+#[test]
+fn f60_bundle_map_parses_each_trust_domain_with_its_own_refresh_hint() {
+    let doc = json!({"trust_domains": {
+        "a.test": {"keys": [p256_jwk(Some("ka"))], "spiffe_refresh_hint": 10},
+        "spiffe://b.test": {"keys": [], "spiffe_refresh_hint": 20},
+    }});
+    let map = SpiffeBundleMap::parse(doc.to_string().as_bytes()).expect("map");
+    assert_eq!(map.bundles.len(), 2);
+    assert_eq!(
+        map.bundles[&td("a.test")].refresh_hint,
+        Some(Duration::from_secs(10))
+    );
+    assert_eq!(
+        map.bundles[&td("b.test")].refresh_hint,
+        Some(Duration::from_secs(20))
+    );
+    assert!(map.bundles[&td("a.test")].jwt.get("ka").is_some());
+    assert_eq!(
+        SpiffeBundleMap::parse(&map.to_json()).expect("round trip"),
+        map
+    );
+}
+
+#[test]
+fn f60_bundle_map_without_trust_domains_is_rejected() {
+    assert!(matches!(
+        SpiffeBundleMap::parse(b"{}"),
+        Err(BundleError::Map { .. })
+    ));
+}
+
+#[test]
+fn f60_duplicate_trust_domain_keys_are_rejected() {
+    let raw = r#"{"trust_domains": {"a.test": {"keys": []}, "a.test": {"keys": []}}}"#;
+    assert!(matches!(
+        SpiffeBundleMap::parse(raw.as_bytes()),
+        Err(BundleError::Map { .. })
+    ));
+    let spelled_twice =
+        r#"{"trust_domains": {"a.test": {"keys": []}, "spiffe://a.test": {"keys": []}}}"#;
+    assert!(matches!(
+        SpiffeBundleMap::parse(spelled_twice.as_bytes()),
+        Err(BundleError::Map { .. })
+    ));
 }
