@@ -537,6 +537,10 @@ impl JwtSvid {
         audience: &[&str],
         now: SystemTime,
     ) -> Result<Self, JwtError> {
+        // A caller error, not a property of the token: refused before the token is read.
+        if audience.is_empty() {
+            return Err(JwtError::NoExpectedAudience);
+        }
         let p = parse(token)?;
         let kid = p.kid.clone().ok_or(JwtError::MissingKeyId)?;
         let td = p.id.trust_domain();
@@ -548,9 +552,6 @@ impl JwtSvid {
             trust_domain: td.to_string(),
         })?;
         authority.verify(&p.alg, p.signing_input.as_bytes(), &p.signature)?;
-        if audience.is_empty() {
-            return Err(JwtError::NoExpectedAudience);
-        }
         finish(token, p, audience, now)
     }
     /// Parses the claims without checking the signature (for a token this process just

@@ -8,6 +8,12 @@
 //!
 //! This crate does no I/O and has no async: it parses, validates and serialises.
 //!
+//! Peer chains are verified with [`verify_chain`] / [`verify_chain_for`] against the
+//! bundle of the leaf's own trust domain only; [`x509::check_leaf`] and
+//! [`x509::check_signing_cert`] list every broken rule with its CHECKLIST id (for
+//! `ward inspect`). JWT-SVIDs are validated with zero leeway on `exp` and always
+//! against a non-empty expected audience ([`jwt::EXP_LEEWAY`]).
+//!
 //! ```
 //! use ward_spiffe::SpiffeId;
 //! let id: SpiffeId = "spiffe://example.org/ns/prod/sa/api".parse().unwrap();
