@@ -7,69 +7,44 @@
 //! [`server_config`] and [`client_config`] build the configs a listener keeps for its
 //! whole life; [`peer_id`] reads the verified peer's SPIFFE ID off a connection.
 //! This crate opens no sockets.
+//!
+//! Every config uses the aws-lc-rs provider ([`crypto_provider`]), TLS 1.2 and 1.3,
+//! mandatory client certificates, and no session resumption (so every connection is
+//! checked against the bundles current at that moment).
 #![forbid(unsafe_code)]
 
-use std::sync::Arc;
+mod config;
+mod resolver;
+mod verifier;
 
-use rustls::{ClientConfig, ServerConfig};
 use ward_spiffe::SpiffeId;
-use ward_workload::X509Source;
+
+pub use config::{client_config, crypto_provider, server_config};
+pub use resolver::SvidResolver;
+pub use verifier::SpiffeVerifier;
 
 /// Why a TLS config could not be built.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TlsError {
-    /// Placeholder variant; the tls crate's owner defines the real variants.
-    #[error("tls: {0}")]
-    Other(String),
-}
-
-/// Resolves the current SVID for rustls servers and clients.
-#[derive(Debug)]
-pub struct SvidResolver {
-    source: X509Source,
-}
-
-impl SvidResolver {
-    /// A resolver following `source`; spawns the task that rebuilds the `CertifiedKey`
-    /// on each update (must be called inside a tokio runtime).
-    pub fn new(source: X509Source) -> Arc<Self> {
-        let _ = source;
-        todo!()
-    }
-}
-
-/// Verifies peers (client certificates for servers, server certificates for clients)
-/// against the source's bundle of the peer's trust domain.
-#[derive(Debug)]
-pub struct SpiffeVerifier {
-    source: X509Source,
-}
-
-impl SpiffeVerifier {
-    /// A verifier reading bundles from `source` on each handshake (lock-free).
-    pub fn new(source: X509Source) -> Arc<Self> {
-        let _ = source;
-        todo!()
-    }
-}
-
-/// A server config that requires and verifies a client SVID; ALPN as given (e.g.
-/// `[b"h2", b"http/1.1"]`), TLS 1.2 and 1.3, no session resumption.
-pub fn server_config(source: &X509Source, alpn: &[&[u8]]) -> Result<Arc<ServerConfig>, TlsError> {
-    let _ = (source, alpn);
-    todo!()
-}
-
-/// A client config presenting the source's SVID and verifying the server's chain; the
-/// caller checks the server's SPIFFE ID with [`peer_id`] after the handshake.
-pub fn client_config(source: &X509Source, alpn: &[&[u8]]) -> Result<Arc<ClientConfig>, TlsError> {
-    let _ = (source, alpn);
-    todo!()
+    /// rustls refused the configuration (e.g. no protocol version in common with the
+    /// provider's cipher suites).
+    #[error("the TLS library refused the configuration: {0}")]
+    Config(#[from] rustls::Error),
 }
 
 /// The verified peer's SPIFFE ID, once the handshake has completed.
+///
+/// The leaf was checked by [`SpiffeVerifier`] during the handshake, so the ID read here
+/// is the verified one; `None` before the handshake completes or without a peer
+/// certificate. It parses the leaf on each call: call it once per connection.
 pub fn peer_id(conn: &rustls::CommonState) -> Option<SpiffeId> {
-    let _ = conn;
-    todo!()
+    let leaf = conn.peer_certificates()?.first()?;
+    match ward_spiffe::x509::spiffe_id_of_cert(leaf) {
+        Ok(id) => Some(id),
+        Err(err) => {
+            tracing::debug!("the peer's leaf carries no SPIFFE ID: {err}");
+            None
+        }
+    }
 }
