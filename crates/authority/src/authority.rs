@@ -337,12 +337,11 @@ impl Authority {
         let now = SystemTime::now();
         let iat = unix_seconds(now);
         let exp = unix_seconds(now + self.config.jwt_ttl);
-        let claims = serde_json::json!({
-            "sub": id.as_str(),
-            "aud": audience,
-            "exp": exp,
-            "iat": iat,
-        });
+        let mut claims = serde_json::Map::new();
+        claims.insert("sub".into(), id.as_str().into());
+        claims.insert("aud".into(), audience.into());
+        claims.insert("exp".into(), exp.into());
+        claims.insert("iat".into(), iat.into());
         let token = self.inner.jwt.sign(&claims).map_err(issue_err)?;
         let mut own = JwtBundleSet::new();
         own.insert(self.inner.own_jwt.clone());
@@ -686,22 +685,9 @@ impl JwtSigner {
     }
 
     /// A compact JWS with only the headers JWT-SVID.md §2 allows: alg, kid, typ.
-    fn sign(&self, claims: &serde_json::Value) -> Result<String, String> {
-        let header = serde_json::json!({ "alg": "ES256", "kid": self.kid, "typ": "JWT" });
-        let signing_input = format!(
-            "{}.{}",
-            URL_SAFE_NO_PAD.encode(header.to_string()),
-            URL_SAFE_NO_PAD.encode(claims.to_string())
-        );
-        let rng = aws_lc_rs::rand::SystemRandom::new();
-        let signature = self
-            .key
-            .sign(&rng, signing_input.as_bytes())
-            .map_err(|_| "ES256 signing failed".to_string())?;
-        Ok(format!(
-            "{signing_input}.{}",
-            URL_SAFE_NO_PAD.encode(signature.as_ref())
-        ))
+    fn sign(&self, claims: &serde_json::Map<String, serde_json::Value>) -> Result<String, String> {
+        ward_spiffe::jwt::sign_es256(&self.key, &self.kid, claims)
+            .map_err(|e| format!("ES256 signing failed: {e}"))
     }
 }
 
