@@ -1,12 +1,27 @@
 //! A Workload API server over a pluggable identity provider.
+//!
+//! The server answers the X.509 and JWT profiles of the SPIFFE Workload API on a Unix
+//! socket, identifies callers by the socket's peer credentials (SO_PEERCRED) and asks an
+//! [`IdentityProvider`] what each caller is entitled to. It enforces the endpoint rules
+//! (CHECKLIST D.34-35: the `workload.spiffe.io: true` header), answers
+//! `PermissionDenied` to callers without identity (E.47) and `Unimplemented` to the
+//! optional WIT profile (E.53).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::time::SystemTime;
 
+use futures_util::{Stream, StreamExt};
+use tokio::net::UnixListener;
 use tokio::sync::watch;
+use tokio_stream::wrappers::{UnixListenerStream, WatchStream};
+use tonic::{Request, Response, Status};
 use ward_spiffe::{BundleSet, JwtBundleSet, JwtSvid, SpiffeId};
 
-use crate::X509Context;
+use crate::proto;
+use crate::proto::spiffe_workload_api_server::{SpiffeWorkloadApi, SpiffeWorkloadApiServer};
+use crate::{X509Context, SECURITY_HEADER};
 
 /// Who is calling, from the Unix socket's peer credentials (SO_PEERCRED).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,9 +82,16 @@ pub trait IdentityProvider: Send + Sync + 'static {
     ) -> Result<Vec<JwtSvid>, ProviderError>;
 }
 
-/// The gRPC service over a provider; serve it on Unix sockets with [`WorkloadServer::serve_unix`].
+/// The gRPC service over a provider; serve it on Unix sockets with
+/// [`WorkloadServer::serve_unix`], or bind first with [`WorkloadServer::bind_unix`].
 pub struct WorkloadServer {
     provider: Arc<dyn IdentityProvider>,
+}
+
+impl std::fmt::Debug for WorkloadServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkloadServer").finish_non_exhaustive()
+    }
 }
 
 impl WorkloadServer {
@@ -77,6 +99,7 @@ impl WorkloadServer {
     pub fn new(provider: Arc<dyn IdentityProvider>) -> Self {
         Self { provider }
     }
+
     /// Binds `path` (removing a stale socket file first), then serves until `shutdown`
     /// resolves. The bind happens before this returns its future's first poll result,
     /// so a bind error is reported at once.
@@ -85,7 +108,422 @@ impl WorkloadServer {
         path: &std::path::Path,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let _ = (path, shutdown, &self.provider);
-        todo!()
+        self.bind_unix(path)?.run(shutdown).await
     }
+
+    /// Binds the Unix socket at `path` now, so that a bind error stops start-up before
+    /// anything is spawned; serve with [`BoundServer::run`].
+    ///
+    /// A socket file left behind by a previous run is removed first. Anything else at
+    /// `path` (a regular file, a directory) is never deleted, and a socket that still
+    /// accepts connections belongs to a live server: both are errors.
+    pub fn bind_unix(&self, path: &Path) -> std::io::Result<BoundServer> {
+        remove_stale_socket(path)?;
+        let listener = UnixListener::bind(path).map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("cannot bind the Workload API socket {}: {e}", path.display()),
+            )
+        })?;
+        Ok(BoundServer {
+            listener,
+            path: path.to_path_buf(),
+            provider: self.provider.clone(),
+        })
+    }
+}
+
+fn remove_stale_socket(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    if !meta.file_type().is_socket() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            format!(
+                "{} exists and is not a socket; refusing to replace it with the Workload API socket",
+                path.display()
+            ),
+        ));
+    }
+    if std::os::unix::net::UnixStream::connect(path).is_ok() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::AddrInUse,
+            format!("another server is already listening on {}", path.display()),
+        ));
+    }
+    std::fs::remove_file(path)
+}
+
+/// A Workload API server bound to its Unix socket, ready to [`run`](BoundServer::run).
+pub struct BoundServer {
+    listener: UnixListener,
+    path: PathBuf,
+    provider: Arc<dyn IdentityProvider>,
+}
+
+impl std::fmt::Debug for BoundServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BoundServer")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BoundServer {
+    /// The socket path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Serves until `shutdown` resolves. On shutdown every open stream is ended (so that
+    /// clients reconnect instead of the server waiting on them forever), and the socket
+    /// file is removed.
+    pub async fn run(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let (closing_tx, closing_rx) = watch::channel(false);
+        let service = Service {
+            provider: self.provider,
+            socket: self.path.clone(),
+            closing: closing_rx,
+        };
+        let svc = SpiffeWorkloadApiServer::with_interceptor(service, check_security_header);
+        let signal = async move {
+            shutdown.await;
+            let _ = closing_tx.send(true);
+        };
+        tracing::info!(socket = %self.path.display(), "Workload API server listening");
+        let result = tonic::transport::Server::builder()
+            .serve_with_incoming_shutdown(svc, UnixListenerStream::new(self.listener), signal)
+            .await;
+        let _ = std::fs::remove_file(&self.path);
+        result.map_err(|e| {
+            std::io::Error::other(format!(
+                "Workload API server on {} failed: {e}",
+                self.path.display()
+            ))
+        })
+    }
+}
+
+/// D.34-35: every request carries `workload.spiffe.io: true` (exactly one value, case
+/// sensitive); without it the answer is `InvalidArgument`, in SPIRE's words. The header
+/// is what stops a browser or SSRF-able proxy from reaching the API.
+#[allow(clippy::result_large_err)]
+fn check_security_header(req: Request<()>) -> Result<Request<()>, Status> {
+    let mut values = req.metadata().get_all(SECURITY_HEADER).iter();
+    match (values.next(), values.next()) {
+        (Some(v), None) if v.as_bytes() == b"true" => Ok(req),
+        _ => Err(Status::invalid_argument(
+            "security header missing from request",
+        )),
+    }
+}
+
+// === impl Service ===
+
+struct Service {
+    provider: Arc<dyn IdentityProvider>,
+    socket: PathBuf,
+    closing: watch::Receiver<bool>,
+}
+
+type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+impl Service {
+    fn caller<T>(&self, req: &Request<T>) -> Result<Caller, Status> {
+        let info = req
+            .extensions()
+            .get::<tonic::transport::server::UdsConnectInfo>();
+        let Some(cred) = info.and_then(|i| i.peer_cred) else {
+            // Without peer credentials the caller cannot be attested: no identity.
+            return Err(Status::permission_denied("no identity issued"));
+        };
+        let pid = cred.pid();
+        Ok(Caller {
+            pid,
+            uid: cred.uid(),
+            gid: cred.gid(),
+            exe: pid.and_then(|p| std::fs::read_link(format!("/proc/{p}/exe")).ok()),
+            socket: Some(self.socket.clone()),
+        })
+    }
+
+    /// The provider's watch channel as a stream: the current value at once, then each
+    /// change, each mapped to a full response; ends when the server shuts down.
+    fn stream<S, T, F>(&self, rx: watch::Receiver<Arc<S>>, to_response: F) -> ResponseStream<T>
+    where
+        S: Send + Sync + 'static,
+        T: Send + 'static,
+        F: Fn(&S) -> Result<T, Status> + Send + 'static,
+    {
+        let mut closing = self.closing.clone();
+        let stop = async move {
+            let _ = closing.wait_for(|c| *c).await;
+        };
+        Box::pin(
+            WatchStream::new(rx)
+                .map(move |state| to_response(&state))
+                .take_until(stop),
+        )
+    }
+}
+
+fn no_identity(e: NoIdentity) -> Status {
+    tracing::debug!(error = %e, "Workload API caller has no identity");
+    Status::permission_denied("no identity issued")
+}
+
+fn provider_status(e: ProviderError) -> Status {
+    match e {
+        ProviderError::NoIdentity(e) => no_identity(e),
+        ProviderError::InvalidArgument(m) => Status::invalid_argument(m),
+        ProviderError::Internal(m) => Status::internal(m),
+    }
+}
+
+/// E.47-48: one entry per SVID, its own trust domain's bundle in `bundle`, every other
+/// trust domain in `federated_bundles` keyed by the trust domain's SPIFFE ID.
+#[allow(clippy::result_large_err)]
+pub fn x509_svid_response(ctx: &X509Context) -> Result<proto::X509svidResponse, Status> {
+    if ctx.svids.is_empty() {
+        return Err(Status::permission_denied("no identity issued"));
+    }
+    let mut svids = Vec::with_capacity(ctx.svids.len());
+    for svid in &ctx.svids {
+        let td = svid.spiffe_id().trust_domain();
+        let bundle = ctx.bundles.get(&td).ok_or_else(|| {
+            Status::internal(format!("no X.509 bundle for trust domain {td}"))
+        })?;
+        svids.push(proto::X509svid {
+            spiffe_id: svid.spiffe_id().to_string(),
+            x509_svid: svid.chain_der(),
+            x509_svid_key: svid.private_key().secret_pkcs8_der().to_vec(),
+            bundle: bundle.to_der(),
+            hint: svid.hint().to_string(),
+        });
+    }
+    let own: Vec<_> = ctx
+        .svids
+        .iter()
+        .map(|s| s.spiffe_id().trust_domain())
+        .collect();
+    let federated_bundles = ctx
+        .bundles
+        .iter()
+        .filter(|b| !own.contains(b.trust_domain()))
+        .map(|b| (b.trust_domain().id_string(), b.to_der()))
+        .collect();
+    Ok(proto::X509svidResponse {
+        svids,
+        crl: Vec::new(),
+        federated_bundles,
+    })
+}
+
+fn x509_bundles_response(set: &BundleSet) -> proto::X509BundlesResponse {
+    proto::X509BundlesResponse {
+        crl: Vec::new(),
+        bundles: set
+            .iter()
+            .map(|b| (b.trust_domain().id_string(), b.to_der()))
+            .collect(),
+    }
+}
+
+fn jwt_bundles_response(set: &JwtBundleSet) -> proto::JwtBundlesResponse {
+    proto::JwtBundlesResponse {
+        bundles: set
+            .iter()
+            .map(|b| (b.trust_domain().id_string(), b.to_jwks()))
+            .collect(),
+    }
+}
+
+#[tonic::async_trait]
+impl SpiffeWorkloadApi for Service {
+    type FetchX509SVIDStream = ResponseStream<proto::X509svidResponse>;
+    type FetchX509BundlesStream = ResponseStream<proto::X509BundlesResponse>;
+    type FetchJWTBundlesStream = ResponseStream<proto::JwtBundlesResponse>;
+    type FetchWITSVIDStream = ResponseStream<proto::WitsvidResponse>;
+    type FetchWITBundlesStream = ResponseStream<proto::WitBundlesResponse>;
+
+    async fn fetch_x509svid(
+        &self,
+        request: Request<proto::X509svidRequest>,
+    ) -> Result<Response<Self::FetchX509SVIDStream>, Status> {
+        let caller = self.caller(&request)?;
+        let rx = self.provider.x509_context(&caller).map_err(no_identity)?;
+        Ok(Response::new(self.stream(rx, x509_svid_response)))
+    }
+
+    async fn fetch_x509_bundles(
+        &self,
+        request: Request<proto::X509BundlesRequest>,
+    ) -> Result<Response<Self::FetchX509BundlesStream>, Status> {
+        let caller = self.caller(&request)?;
+        let rx = self.provider.x509_bundles(&caller).map_err(no_identity)?;
+        Ok(Response::new(
+            self.stream(rx, |s| Ok(x509_bundles_response(s))),
+        ))
+    }
+
+    async fn fetch_jwtsvid(
+        &self,
+        request: Request<proto::JwtsvidRequest>,
+    ) -> Result<Response<proto::JwtsvidResponse>, Status> {
+        let caller = self.caller(&request)?;
+        let req = request.into_inner();
+        // E.50: the audience is mandatory.
+        if req.audience.is_empty() || req.audience.iter().any(String::is_empty) {
+            return Err(Status::invalid_argument("audience must be specified"));
+        }
+        let id = if req.spiffe_id.is_empty() {
+            None
+        } else {
+            Some(SpiffeId::new(&req.spiffe_id).map_err(|e| {
+                Status::invalid_argument(format!("invalid requested SPIFFE ID: {e}"))
+            })?)
+        };
+        let svids = self
+            .provider
+            .mint_jwt_svids(&caller, &req.audience, id.as_ref())
+            .map_err(provider_status)?;
+        // E.50: the response holds at least one JWT-SVID.
+        if svids.is_empty() {
+            return Err(Status::permission_denied("no identity issued"));
+        }
+        Ok(Response::new(proto::JwtsvidResponse {
+            svids: svids
+                .iter()
+                .map(|s| proto::Jwtsvid {
+                    spiffe_id: s.spiffe_id().to_string(),
+                    svid: s.token().to_string(),
+                    hint: s.hint().to_string(),
+                })
+                .collect(),
+        }))
+    }
+
+    async fn fetch_jwt_bundles(
+        &self,
+        request: Request<proto::JwtBundlesRequest>,
+    ) -> Result<Response<Self::FetchJWTBundlesStream>, Status> {
+        let caller = self.caller(&request)?;
+        let rx = self.provider.jwt_bundles(&caller).map_err(no_identity)?;
+        Ok(Response::new(
+            self.stream(rx, |s| Ok(jwt_bundles_response(s))),
+        ))
+    }
+
+    async fn validate_jwtsvid(
+        &self,
+        request: Request<proto::ValidateJwtsvidRequest>,
+    ) -> Result<Response<proto::ValidateJwtsvidResponse>, Status> {
+        let caller = self.caller(&request)?;
+        let req = request.into_inner();
+        // E.52: both request fields are mandatory.
+        if req.audience.is_empty() {
+            return Err(Status::invalid_argument("audience must be specified"));
+        }
+        if req.svid.is_empty() {
+            return Err(Status::invalid_argument("svid must be specified"));
+        }
+        let bundles = self
+            .provider
+            .jwt_bundles(&caller)
+            .map_err(no_identity)?
+            .borrow()
+            .clone();
+        let svid = JwtSvid::parse_and_validate(
+            &req.svid,
+            &bundles,
+            &[req.audience.as_str()],
+            SystemTime::now(),
+        )
+        .map_err(|e| Status::invalid_argument(format!("invalid JWT-SVID: {e}")))?;
+        Ok(Response::new(proto::ValidateJwtsvidResponse {
+            spiffe_id: svid.spiffe_id().to_string(),
+            claims: Some(json_to_struct(svid.claims())),
+        }))
+    }
+
+    async fn fetch_witsvid(
+        &self,
+        _request: Request<proto::WitsvidRequest>,
+    ) -> Result<Response<Self::FetchWITSVIDStream>, Status> {
+        Err(Status::unimplemented("the WIT-SVID profile is not supported"))
+    }
+
+    async fn fetch_wit_bundles(
+        &self,
+        _request: Request<proto::WitBundlesRequest>,
+    ) -> Result<Response<Self::FetchWITBundlesStream>, Status> {
+        Err(Status::unimplemented("the WIT-SVID profile is not supported"))
+    }
+}
+
+// === JSON <-> google.protobuf.Struct ===
+
+/// JWT claims as a `google.protobuf.Struct` (ValidateJWTSVIDResponse.claims).
+pub fn json_to_struct(map: &serde_json::Map<String, serde_json::Value>) -> prost_types::Struct {
+    prost_types::Struct {
+        fields: map
+            .iter()
+            .map(|(k, v)| (k.clone(), json_to_value(v)))
+            .collect::<std::collections::BTreeMap<_, _>>(),
+    }
+}
+
+fn json_to_value(v: &serde_json::Value) -> prost_types::Value {
+    use prost_types::value::Kind;
+    let kind = match v {
+        serde_json::Value::Null => Kind::NullValue(0),
+        serde_json::Value::Bool(b) => Kind::BoolValue(*b),
+        // Struct numbers are doubles; integers beyond 2^53 lose precision, as in JSON.
+        serde_json::Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or(f64::NAN)),
+        serde_json::Value::String(s) => Kind::StringValue(s.clone()),
+        serde_json::Value::Array(a) => Kind::ListValue(prost_types::ListValue {
+            values: a.iter().map(json_to_value).collect(),
+        }),
+        serde_json::Value::Object(o) => Kind::StructValue(json_to_struct(o)),
+    };
+    prost_types::Value { kind: Some(kind) }
+}
+
+/// A `google.protobuf.Struct` as JSON (the client side of ValidateJWTSVID).
+pub fn struct_to_json(s: &prost_types::Struct) -> serde_json::Map<String, serde_json::Value> {
+    s.fields
+        .iter()
+        .map(|(k, v)| (k.clone(), value_to_json(v)))
+        .collect()
+}
+
+fn value_to_json(v: &prost_types::Value) -> serde_json::Value {
+    use prost_types::value::Kind;
+    match &v.kind {
+        None | Some(Kind::NullValue(_)) => serde_json::Value::Null,
+        Some(Kind::BoolValue(b)) => serde_json::Value::Bool(*b),
+        Some(Kind::NumberValue(n)) => number_to_json(*n),
+        Some(Kind::StringValue(s)) => serde_json::Value::String(s.clone()),
+        Some(Kind::ListValue(l)) => {
+            serde_json::Value::Array(l.values.iter().map(value_to_json).collect())
+        }
+        Some(Kind::StructValue(s)) => serde_json::Value::Object(struct_to_json(s)),
+    }
+}
+
+/// Whole numbers (`exp`, `iat`) come back as JSON integers, as they were in the token.
+fn number_to_json(n: f64) -> serde_json::Value {
+    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
+    if n.fract() == 0.0 && n.abs() <= EXACT {
+        #[allow(clippy::cast_possible_truncation)]
+        return serde_json::Value::from(n as i64);
+    }
+    serde_json::Number::from_f64(n).map_or(serde_json::Value::Null, serde_json::Value::Number)
 }
