@@ -141,7 +141,7 @@ impl Assignment {
         };
         let raw: RawFile = serde_saphyr::from_str(yaml).map_err(|e| {
             let loc = e.location().unwrap_or(serde_saphyr::Location::UNKNOWN);
-            invalid(loc, plain_message(&e))
+            invalid(loc, plain_message(&e, loc))
         })?;
         if raw.entries.is_empty() {
             return Err(EntriesError::Empty {
@@ -256,10 +256,15 @@ impl Assignment {
     }
 }
 
-/// The parser's message without its source snippet: the location is reported by our
-/// own error, once, in the same format for every entries error.
-fn plain_message(e: &serde_saphyr::Error) -> String {
+/// The parser's message without its source snippet or location suffix: the location
+/// is reported by our own error, once, in the same format for every entries error.
+fn plain_message(e: &serde_saphyr::Error, loc: serde_saphyr::Location) -> String {
     let mut options = serde_saphyr::RenderOptions::default();
     options.snippets = serde_saphyr::SnippetMode::Off;
-    e.render_with_options(options)
+    let message = e.render_with_options(options);
+    let suffix = format!(" at line {}, column {}", loc.line(), loc.column());
+    match message.strip_suffix(&suffix) {
+        Some(stripped) => stripped.to_owned(),
+        None => message,
+    }
 }
