@@ -1,13 +1,146 @@
-//! `ward run` (to be written).
+//! `ward run --config FILE`: the sidecar, every listener of the config file.
+//!
+//! Shared by `ward inbound` / `ward outbound`, which build the same [`Config`] in
+//! memory: [`serve`] starts the identity source, binds every listener, serves until
+//! SIGTERM/SIGINT, drains, and returns exit code 0.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
 
 use super::CmdResult;
+use crate::config::Config;
+use crate::policy::{Policy, PolicyHandle};
+use crate::proxy::{identity, Metrics, Proxy};
 
 /// Arguments of `ward run`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// The config file (YAML).
+    #[arg(long, short, env = "WARD_CONFIG")]
+    pub config: PathBuf,
+}
 
 /// Runs `ward run`.
 pub fn main(args: Args) -> CmdResult {
-    let _ = args;
-    Err("not implemented yet".into())
+    let config = Config::load(&args.config)?;
+    let policy = match &config.policy_file {
+        Some(path) => Policy::load(path)?,
+        None => Policy::default(),
+    };
+    runtime()?.block_on(serve(config, policy))
+}
+
+/// The runtime: one thread unless `WARD_WORKER_THREADS` says otherwise. On the shared
+/// bench a current-thread runtime beat a work-stealing one (a sidecar shares its core
+/// with the app; stealing only adds latency).
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let threads = std::env::var("WARD_WORKER_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(1);
+    if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
+    }
+}
+
+/// Starts identity, binds everything, serves until a signal, drains; exit 0.
+pub async fn serve(config: Config, policy: Policy) -> CmdResult {
+    let metrics = Arc::new(Metrics::new());
+    let policy = PolicyHandle::new(policy);
+    let source = identity::start(&config.identity).await?;
+    if let Some(path) = &config.policy_file {
+        watch_policy(path.clone(), policy.clone(), metrics.clone());
+    }
+    let proxy = Proxy::bind(&config, source, policy, metrics).await?;
+    proxy.run(shutdown_signal()).await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on the first SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    match (term, int) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM received"),
+                _ = int.recv() => tracing::info!("SIGINT received"),
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// Reloads the policy file on change and on SIGHUP: validated first, swapped
+/// atomically; a broken file is logged and the policy in force stays.
+fn watch_policy(path: PathBuf, handle: Arc<PolicyHandle>, metrics: Arc<Metrics>) {
+    use notify::Watcher;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
+    let hup_tx = tx.clone();
+    let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if event.is_ok() {
+            let _ = tx.try_send(());
+        }
+    });
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let watcher = match watcher {
+        Ok(mut w) => match w.watch(&dir, notify::RecursiveMode::NonRecursive) {
+            Ok(()) => Some(w),
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot watch the policy file; SIGHUP still reloads it");
+                None
+            }
+        },
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch the policy file; SIGHUP still reloads it");
+            None
+        }
+    };
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else { return };
+        loop {
+            if hup.recv().await.is_none() {
+                return;
+            }
+            let _ = hup_tx.try_send(());
+        }
+    });
+    tokio::spawn(async move {
+        let _watcher = watcher;
+        let mut last: Option<Vec<u8>> = std::fs::read(&path).ok();
+        while rx.recv().await.is_some() {
+            // Editors write in several steps: let the file settle.
+            tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+            while rx.try_recv().is_ok() {}
+            let now = std::fs::read(&path).ok();
+            if now.is_some() && now == last {
+                continue;
+            }
+            last = now;
+            match Policy::load(&path) {
+                Ok(p) => {
+                    handle.store(p);
+                    metrics.policy_reload(true);
+                    tracing::info!(file = %path.display(), "policy reloaded");
+                }
+                Err(e) => {
+                    metrics.policy_reload(false);
+                    tracing::error!(file = %path.display(), error = %e, "policy not reloaded; the previous policy stays in force");
+                }
+            }
+        }
+    });
 }

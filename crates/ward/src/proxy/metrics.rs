@@ -1,0 +1,251 @@
+//! Prometheus metrics (prometheus-client). Every per-listener series is created once,
+//! when the listener is built, and kept as a cheap handle (an `Arc`'d atomic): the hot
+//! path only increments atomics, it never formats labels or takes the family's lock.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ListenerLabel {
+    listener: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct HandshakeLabels {
+    listener: String,
+    result: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct AuthzLabels {
+    listener: String,
+    rule: String,
+    decision: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct BytesLabels {
+    listener: String,
+    direction: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ResultLabel {
+    result: &'static str,
+}
+
+/// Every metric ward exports, registered once at start-up.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    accepted: Family<ListenerLabel, Counter>,
+    rejected: Family<ListenerLabel, Counter>,
+    active: Family<ListenerLabel, Gauge>,
+    handshakes: Family<HandshakeLabels, Counter>,
+    authz: Family<AuthzLabels, Counter>,
+    bytes: Family<BytesLabels, Counter>,
+    upstream_errors: Family<ListenerLabel, Counter>,
+    svid_expiry: Gauge<f64, AtomicU64>,
+    svid_rotations: Counter,
+    policy_reloads: Family<ResultLabel, Counter>,
+}
+
+/// The pre-created series of one listener.
+#[derive(Debug, Clone)]
+pub struct ListenerMetrics {
+    name: String,
+    authz: Family<AuthzLabels, Counter>,
+    /// Connections accepted (before the TLS handshake).
+    pub accepted: Counter,
+    /// Connections closed at once because the listener was at `max_connections`.
+    pub rejected: Counter,
+    /// Connections open now.
+    pub active: Gauge,
+    /// Handshakes that completed.
+    pub handshake_ok: Counter,
+    /// Handshakes that failed or timed out.
+    pub handshake_err: Counter,
+    /// Bytes from the client side into ward.
+    pub bytes_in: Counter,
+    /// Bytes from ward out to the client side.
+    pub bytes_out: Counter,
+    /// Failures to reach or talk to the target/upstream.
+    pub upstream_errors: Counter,
+}
+
+impl ListenerMetrics {
+    /// Counts one authorization decision. The rule label is dynamic (the policy is
+    /// hot-reloaded), so this one goes through the family's read lock.
+    pub fn authz(&self, rule: Option<&str>, allow: bool) {
+        let labels = AuthzLabels {
+            listener: self.name.clone(),
+            rule: rule.unwrap_or("default-deny").to_owned(),
+            decision: if allow { "allow" } else { "deny" },
+        };
+        self.authz.get_or_create(&labels).inc();
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric under the `ward_` prefix.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("ward");
+        let mut m = Self {
+            registry: Mutex::new(Registry::default()),
+            accepted: Family::default(),
+            rejected: Family::default(),
+            active: Family::default(),
+            handshakes: Family::default(),
+            authz: Family::default(),
+            bytes: Family::default(),
+            upstream_errors: Family::default(),
+            svid_expiry: Gauge::default(),
+            svid_rotations: Counter::default(),
+            policy_reloads: Family::default(),
+        };
+        registry.register(
+            "connections_accepted",
+            "Connections accepted per listener",
+            m.accepted.clone(),
+        );
+        registry.register(
+            "connections_rejected",
+            "Connections closed at once because the listener was at max_connections",
+            m.rejected.clone(),
+        );
+        registry.register(
+            "connections_active",
+            "Connections open now per listener",
+            m.active.clone(),
+        );
+        registry.register(
+            "handshakes",
+            "TLS handshakes per listener and result (ok, error, timeout)",
+            m.handshakes.clone(),
+        );
+        registry.register(
+            "authz_decisions",
+            "Authorization decisions per listener, deciding rule and decision",
+            m.authz.clone(),
+        );
+        registry.register(
+            "bytes",
+            "Bytes proxied per listener and direction (in: from the client, out: to it)",
+            m.bytes.clone(),
+        );
+        registry.register(
+            "upstream_errors",
+            "Failures to connect to or talk to the target or upstream",
+            m.upstream_errors.clone(),
+        );
+        registry.register(
+            "svid_expiry_seconds",
+            "Seconds until the current X509-SVID expires (0 when there is none)",
+            m.svid_expiry.clone(),
+        );
+        registry.register(
+            "svid_rotations",
+            "Identity updates accepted from the source",
+            m.svid_rotations.clone(),
+        );
+        registry.register(
+            "policy_reloads",
+            "Policy reloads per result (ok, error)",
+            m.policy_reloads.clone(),
+        );
+        m.registry = Mutex::new(registry);
+        m
+    }
+
+    /// Creates (once) the series of a listener.
+    pub fn listener(&self, name: &str) -> ListenerMetrics {
+        let l = ListenerLabel {
+            listener: name.to_owned(),
+        };
+        let hs = |result| HandshakeLabels {
+            listener: name.to_owned(),
+            result,
+        };
+        let by = |direction| BytesLabels {
+            listener: name.to_owned(),
+            direction,
+        };
+        ListenerMetrics {
+            name: name.to_owned(),
+            authz: self.authz.clone(),
+            accepted: self.accepted.get_or_create(&l).clone(),
+            rejected: self.rejected.get_or_create(&l).clone(),
+            active: self.active.get_or_create(&l).clone(),
+            handshake_ok: self.handshakes.get_or_create(&hs("ok")).clone(),
+            handshake_err: self.handshakes.get_or_create(&hs("error")).clone(),
+            bytes_in: self.bytes.get_or_create(&by("in")).clone(),
+            bytes_out: self.bytes.get_or_create(&by("out")).clone(),
+            upstream_errors: self.upstream_errors.get_or_create(&l).clone(),
+        }
+    }
+
+    /// Counts one accepted identity update.
+    pub fn svid_rotated(&self) {
+        self.svid_rotations.inc();
+    }
+
+    /// Counts one policy reload.
+    pub fn policy_reload(&self, ok: bool) {
+        let result = if ok { "ok" } else { "error" };
+        self.policy_reloads.get_or_create(&ResultLabel { result }).inc();
+    }
+
+    /// The Prometheus text exposition, with the SVID expiry computed now.
+    pub fn encode(&self, svid_not_after: Option<SystemTime>) -> String {
+        let left = svid_not_after
+            .and_then(|t| t.duration_since(SystemTime::now()).ok())
+            .map_or(0.0, |d| d.as_secs_f64());
+        self.svid_expiry.set(left);
+        let mut out = String::new();
+        if let Ok(registry) = self.registry.lock() {
+            if prometheus_client::encoding::text::encode(&mut out, &registry).is_err() {
+                out.clear();
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listener_series_are_exported_with_their_labels() {
+        let m = Metrics::new();
+        let l = m.listener("api");
+        l.accepted.inc();
+        l.authz(Some("frontend"), true);
+        l.authz(None, false);
+        l.bytes_in.inc_by(10);
+        m.policy_reload(false);
+        let text = m.encode(None);
+        assert!(text.contains("ward_connections_accepted_total{listener=\"api\"} 1"));
+        assert!(text.contains(
+            "ward_authz_decisions_total{listener=\"api\",rule=\"frontend\",decision=\"allow\"} 1"
+        ));
+        assert!(text.contains("rule=\"default-deny\",decision=\"deny\"} 1"));
+        assert!(text.contains("ward_bytes_total{listener=\"api\",direction=\"in\"} 10"));
+        assert!(text.contains("ward_policy_reloads_total{result=\"error\"} 1"));
+        assert!(text.contains("ward_svid_expiry_seconds 0"));
+        assert!(text.contains("ward_connections_active{listener=\"api\"} 0"));
+    }
+}

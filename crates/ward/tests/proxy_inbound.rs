@@ -1,0 +1,295 @@
+//! End-to-end: `ward inbound` (tcp and http modes) with `ward dev` as the authority.
+
+mod proxy_support;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::Request;
+use http_body_util::Full;
+use proxy_support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const SERVER: &str = "spiffe://example.org/server";
+const CLIENT: &str = "spiffe://example.org/client";
+const OTHER: &str = "spiffe://example.org/other";
+
+struct Setup {
+    dir: tempfile::TempDir,
+    _dev: Proc,
+    ward: Proc,
+    addr: std::net::SocketAddr,
+    admin: std::net::SocketAddr,
+}
+
+fn inbound(protocol: &str, target: &str, extra: &[&str]) -> Setup {
+    let dir = tempdir();
+    let dev = start_dev(
+        dir.path(),
+        &[("server.sock", SERVER), ("client.sock", CLIENT), ("other.sock", OTHER)],
+        &[],
+    );
+    let port = free_port();
+    let admin = local(free_port());
+    let sock = socket_uri(&dir.path().join("server.sock"));
+    let listen = local(port).to_string();
+    let admin_s = admin.to_string();
+    let mut args = vec![
+        "inbound", "--listen", &listen, "--target", target, "--allow", CLIENT, "--protocol", protocol,
+        "--socket", &sock, "--admin", &admin_s,
+    ];
+    args.extend_from_slice(extra);
+    let ward = spawn_ward(dir.path(), "inbound", &args);
+    wait_port(local(port));
+    Setup {
+        dir,
+        _dev: dev,
+        ward,
+        addr: local(port),
+        admin,
+    }
+}
+
+#[tokio::test]
+async fn http_allowed_peer_reaches_the_app_with_its_spiffe_id_and_spoofed_headers_are_stripped() {
+    let app = start_echo_tcp().await;
+    let s = inbound("http", &app.to_string(), &[]);
+    let client = source(&s.dir.path().join("client.sock")).await;
+    for h2 in [false, true] {
+        let req = Request::get("https://localhost/hello?x=1")
+            .header("x-spiffe-id", "spiffe://example.org/admin")
+            .header("x-forwarded-client-cert", "URI=spiffe://example.org/admin")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let (status, _, body) = mtls_request(s.addr, &client, h2, req).await.unwrap();
+        assert_eq!(status, 200, "h2={h2}: {body}");
+        assert!(body.starts_with("GET /hello?x=1 HTTP/1.1"), "h2={h2}: {body}");
+        assert!(body.contains(&format!("x-spiffe-id: {CLIENT}\n")), "{body}");
+        assert!(!body.contains("example.org/admin"), "spoofed header reached the app: {body}");
+        let xfcc = body.lines().find(|l| l.starts_with("x-forwarded-client-cert: ")).unwrap();
+        assert!(xfcc.contains(&format!("By={SERVER};Hash=")) && xfcc.ends_with(&format!(";URI={CLIENT}")), "{xfcc}");
+    }
+}
+
+#[tokio::test]
+async fn http_denied_peer_gets_403_with_the_reason() {
+    let app = start_echo_tcp().await;
+    let s = inbound("http", &app.to_string(), &[]);
+    let other = source(&s.dir.path().join("other.sock")).await;
+    let (status, _, body) = mtls_request(s.addr, &other, false, get("https://localhost/x")).await.unwrap();
+    assert_eq!(status, 403);
+    assert_eq!(body, format!("ward: denied: {OTHER} is not allowed GET /x on listener inbound\n"));
+}
+
+#[tokio::test]
+async fn grpc_over_h2_reaches_the_app_as_h2() {
+    let app = start_echo_tcp().await;
+    let s = inbound("http", &app.to_string(), &[]);
+    let client = source(&s.dir.path().join("client.sock")).await;
+    let req = Request::post("https://localhost/pkg.Svc/Method")
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(Full::new(Bytes::from_static(b"\0\0\0\0\0")))
+        .unwrap();
+    let (status, resp, body) = mtls_request(s.addr, &client, true, req).await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(resp.headers().get("content-type").unwrap(), "application/grpc");
+    assert!(body.starts_with("POST /pkg.Svc/Method HTTP/2.0"), "{body}");
+    assert!(body.contains(&format!("x-spiffe-id: {CLIENT}")), "{body}");
+}
+
+#[tokio::test]
+async fn websocket_upgrade_passes_through() {
+    let app = start_echo_tcp().await;
+    let s = inbound("http", &app.to_string(), &[]);
+    let client = source(&s.dir.path().join("client.sock")).await;
+    let mut tls = tls_connect(s.addr, &client, &[b"http/1.1"]).await.unwrap();
+    tls.write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(10), tls.read(&mut buf)).await.unwrap().unwrap();
+    let head = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    tls.write_all(b"ping-over-upgrade").await.unwrap();
+    let mut got = vec![0u8; 17];
+    tokio::time::timeout(Duration::from_secs(10), tls.read_exact(&mut got)).await.unwrap().unwrap();
+    assert_eq!(&got, b"ping-over-upgrade");
+}
+
+#[tokio::test]
+async fn http_to_a_unix_socket_target() {
+    let dir = tempdir();
+    let app_sock = dir.path().join("app.sock");
+    start_echo_unix(&app_sock).await;
+    let target = format!("unix:{}", app_sock.display());
+    let s = inbound("http", &target, &[]);
+    let client = source(&s.dir.path().join("client.sock")).await;
+    let (status, _, body) = mtls_request(s.addr, &client, false, get("https://localhost/u")).await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(&format!("x-spiffe-id: {CLIENT}")));
+}
+
+async fn tcp_echo() -> std::net::SocketAddr {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let (mut r, mut w) = s.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn tcp_mode_copies_bytes_for_an_allowed_peer_and_half_close_works() {
+    let app = tcp_echo().await;
+    let s = inbound("tcp", &app.to_string(), &[]);
+    let client = source(&s.dir.path().join("client.sock")).await;
+    let mut tls = tls_connect(s.addr, &client, &[]).await.unwrap();
+    let big = vec![7u8; 300_000];
+    tls.write_all(&big).await.unwrap();
+    tls.shutdown().await.unwrap();
+    let mut back = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut back)).await.unwrap().unwrap();
+    assert_eq!(back.len(), big.len());
+}
+
+#[tokio::test]
+async fn tcp_mode_denied_peer_is_closed_without_reaching_the_app() {
+    let app = tcp_echo().await;
+    let s = inbound("tcp", &app.to_string(), &[]);
+    let other = source(&s.dir.path().join("other.sock")).await;
+    // The handshake completes; the first read then sees the close.
+    let mut tls = tls_connect(s.addr, &other, &[]).await.unwrap();
+    let _ = tls.write_all(b"hello").await;
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(Duration::from_secs(10), tls.read(&mut buf)).await.unwrap().unwrap_or(0);
+    assert_eq!(n, 0, "denied peer got bytes back");
+    wait_for(Duration::from_secs(5), || log_of(s.dir.path(), "inbound").contains("connection denied"), "deny log");
+}
+
+#[tokio::test]
+async fn garbage_plaintext_and_certless_clients_are_closed_and_ward_keeps_serving() {
+    let app = start_echo_tcp().await;
+    let s = inbound("http", &app.to_string(), &["--handshake-timeout", "1s"]);
+    // Garbage bytes.
+    let mut tcp = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    tcp.write_all(&[0x16, 0x03, 0x01, 0xff, 0xff, 1, 2, 3, 4, 5]).await.unwrap();
+    let mut buf = [0u8; 64];
+    let _ = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut buf)).await.unwrap();
+    // A plaintext HTTP request on the TLS port.
+    let mut tcp = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    tcp.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut out)).await.unwrap();
+    assert!(!String::from_utf8_lossy(&out).contains("HTTP/1.1 200"));
+    // A client that never finishes its handshake is closed by the handshake timeout.
+    let mut idle = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    let started = std::time::Instant::now();
+    let r = tokio::time::timeout(Duration::from_secs(8), idle.read(&mut buf)).await;
+    assert!(matches!(r, Ok(Ok(0)) | Ok(Err(_))), "not closed: {r:?}");
+    assert!(started.elapsed() >= Duration::from_millis(800));
+    // No client certificate at all.
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .dangerous()
+    .with_custom_certificate_verifier(std::sync::Arc::new(AcceptAny))
+    .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let res = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)).connect(name, tcp).await;
+    if let Ok(mut tls) = res {
+        // TLS 1.3: the server's refusal arrives after the client's Finished.
+        let _ = tls.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        let mut out = Vec::new();
+        let r = tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut out)).await.unwrap();
+        assert!(r.is_err() || out.is_empty(), "certless client got an answer");
+    }
+    // Still serving.
+    let client = source(&s.dir.path().join("client.sock")).await;
+    let (status, _, _) = mtls_request(s.addr, &client, false, get("https://localhost/")).await.unwrap();
+    assert_eq!(status, 200);
+    let (_, metrics) = plain_get(s.admin, "/metrics", &[]).await.unwrap();
+    assert!(metrics.contains("ward_handshakes_total{listener=\"inbound\",result=\"error\"}"), "{metrics}");
+}
+
+#[derive(Debug)]
+struct AcceptAny;
+
+impl rustls::client::danger::ServerCertVerifier for AcceptAny {
+    fn verify_server_cert(
+        &self,
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        _: &[u8],
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+    fn verify_tls13_signature(
+        &self,
+        _: &[u8],
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        rustls::crypto::aws_lc_rs::default_provider()
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+#[tokio::test]
+async fn admin_readyz_and_metrics_report_the_listener() {
+    let app = start_echo_tcp().await;
+    let mut s = inbound("http", &app.to_string(), &[]);
+    let (status, _) = plain_get(s.admin, "/healthz", &[]).await.unwrap();
+    assert_eq!(status, 200);
+    let mut ready = 0;
+    for _ in 0..100 {
+        ready = plain_get(s.admin, "/readyz", &[]).await.map(|r| r.0).unwrap_or(0);
+        if ready == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(ready, 200);
+    let client = source(&s.dir.path().join("client.sock")).await;
+    let (status, _, _) = mtls_request(s.addr, &client, false, get("https://localhost/m")).await.unwrap();
+    assert_eq!(status, 200);
+    let (_, text) = plain_get(s.admin, "/metrics", &[]).await.unwrap();
+    for needle in [
+        "ward_connections_accepted_total{listener=\"inbound\"}",
+        "ward_handshakes_total{listener=\"inbound\",result=\"ok\"}",
+        "ward_authz_decisions_total{listener=\"inbound\",rule=\"--allow\",decision=\"allow\"} 1",
+        "ward_svid_expiry_seconds",
+        "ward_svid_rotations_total",
+    ] {
+        assert!(text.contains(needle), "missing {needle}:\n{text}");
+    }
+    let (_, config) = plain_get(s.admin, "/config", &[]).await.unwrap();
+    let v: serde_json::Value = serde_json::from_str(&config).unwrap();
+    assert_eq!(v["identity"]["spiffe_id"], SERVER);
+    assert_eq!(v["listeners"]["inbound"][0]["name"], "inbound");
+    // SIGTERM: exit 0.
+    s.ward.signal("TERM");
+    assert_eq!(s.ward.wait_exit(Duration::from_secs(15)), Some(0));
+}
