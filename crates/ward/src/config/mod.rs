@@ -2,19 +2,54 @@
 //! Loading is all-or-nothing: a file with an unknown key, a bad address or a bad
 //! pattern is an error naming the line, and nothing starts.
 
+mod build;
+mod net;
+mod raw;
+pub(crate) mod yaml;
+
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::policy::IdPattern;
+
+pub use net::{parse_plaintext_listen, parse_upstream};
+pub use yaml::Problem;
 
 /// Why a config file is unusable.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
-    /// Placeholder variant; the config module's owner defines the real variants.
-    #[error("config: {0}")]
-    Invalid(String),
+    /// The file could not be read.
+    #[error("cannot read config file {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file (or a command-line value) is wrong; one line per problem, each
+    /// `file:line: field: what is wrong`.
+    #[error("{}", yaml::join(problems))]
+    Invalid {
+        /// Every problem found, in file order.
+        problems: Vec<Problem>,
+    },
+}
+
+impl ConfigError {
+    /// An error about a single value that does not come from a file (a flag).
+    pub fn value(field: &str, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            problems: vec![Problem {
+                file: String::new(),
+                line: None,
+                field: field.to_owned(),
+                message: message.into(),
+            }],
+        }
+    }
 }
 
 /// The whole config.
@@ -163,10 +198,59 @@ impl Default for Limits {
     }
 }
 
+/// The default admin listener: loopback only, so metrics and the config view never
+/// leave the host unless the config says so.
+pub const DEFAULT_ADMIN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 15000);
+
+/// How long start-up waits for the first SVID when the config does not say.
+pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+
 impl Config {
-    /// Reads and validates a config file.
-    pub fn load(path: &std::path::Path) -> Result<Self, ConfigError> {
-        let _ = path;
-        todo!()
+    /// Reads and validates a config file. All or nothing: every problem found is
+    /// reported (`file:line: field: message`), and no partial config is returned.
+    /// Relative paths in the file resolve against the file's directory.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or_else(|| Path::new("."));
+        Self::from_yaml(&text, &yaml::display_name(path), base)
+    }
+
+    /// Parses and validates config text; `file` names it in errors and `base` is the
+    /// directory relative paths resolve against.
+    pub fn from_yaml(text: &str, file: &str, base: &Path) -> Result<Self, ConfigError> {
+        let raw: raw::RawConfig = yaml::parse(text, file).map_err(|problem| ConfigError::Invalid {
+            problems: vec![problem],
+        })?;
+        build::build(raw, file, base).map_err(|problems| ConfigError::Invalid { problems })
+    }
+
+    /// Every listener name (inbound first, then outbound), as policy rules name them.
+    pub fn listener_names(&self) -> impl Iterator<Item = &str> {
+        self.inbound
+            .iter()
+            .map(|l| l.name.as_str())
+            .chain(self.outbound.iter().map(|l| l.name.as_str()))
+    }
+}
+
+impl Target {
+    /// Parses `IP:PORT` or `unix:/path` (also `unix:///path`); a relative Unix path
+    /// resolves against `base`. A TCP target off this host is refused unless
+    /// `unsafe_target` is set: the forwarded bytes are plaintext.
+    pub fn parse(s: &str, unsafe_target: bool, base: &Path) -> Result<Self, ConfigError> {
+        net::parse_target(s, unsafe_target, base).map_err(|m| ConfigError::value("target", m))
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Tcp(addr) => write!(f, "{addr}"),
+            Target::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
     }
 }

@@ -1,41 +1,69 @@
 //! Authorization policy: deny by default, explicit deny rules win over allow rules.
 //! Patterns are validated at load: a typo is a load error, never "matches nothing".
+//!
+//! ```yaml
+//! rules:
+//!   - name: frontend-reads-api
+//!     listener: api                 # or "*" for every listener
+//!     allow: [spiffe://example.org/ns/prod/sa/frontend, "spiffe://example.org/ns/ops/**"]
+//!     methods: [GET]                # optional (http listeners)
+//!     paths: ["/v1/**"]             # optional (http listeners)
+//!   - name: block-legacy
+//!     listener: api
+//!     deny: ["spiffe://example.org/ns/legacy/**"]
+//! ```
+//!
+//! A request is denied when any deny rule applies to it, else allowed when an allow
+//! rule applies, else denied by default. When a rule's `methods`/`paths` cannot be
+//! checked (a tcp listener has no method; a path like `/v1/../admin` has two
+//! meanings), a deny rule applies and an allow rule does not: unknown fails closed.
+//!
+//! `decide` is on the per-request path: rules are compiled at load (patterns split
+//! into segments, rules indexed per listener, deny rules first) and deciding
+//! allocates nothing.
 
+mod pattern;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use serde::Deserialize;
+use serde_saphyr::Spanned;
 use ward_spiffe::SpiffeId;
+
+use crate::config::yaml::{self, line, Problem, Problems};
+
+pub use pattern::{is_canonical, path_only, IdPattern, PathPattern};
 
 /// Why a policy file or pattern is unusable.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PolicyError {
-    /// Placeholder variant; the policy module's owner defines the real variants.
-    #[error("policy: {0}")]
-    Invalid(String),
-}
-
-/// A SPIFFE ID pattern: an exact ID, `*` for one path segment, a trailing `**` for any
-/// rest, or a whole trust domain (`spiffe://example.org/**` or `spiffe://example.org`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IdPattern {
-    text: String,
-}
-
-impl IdPattern {
-    /// Parses and validates a pattern.
-    pub fn parse(s: &str) -> Result<Self, PolicyError> {
-        let _ = s;
-        todo!()
-    }
-    /// True when `id` matches.
-    pub fn matches(&self, id: &SpiffeId) -> bool {
-        let _ = id;
-        todo!()
-    }
-    /// The pattern as written.
-    pub fn as_str(&self) -> &str {
-        &self.text
-    }
+    /// The file could not be read.
+    #[error("cannot read policy file {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is wrong; one line per problem, each `file:line: field: what is wrong`.
+    #[error("{}", yaml::join(problems))]
+    Invalid {
+        /// Every problem found, in file order.
+        problems: Vec<Problem>,
+    },
+    /// A SPIFFE ID pattern is malformed.
+    #[error("pattern {pattern:?}: {reason}")]
+    Pattern {
+        /// The pattern as written.
+        pattern: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 /// What is being authorized.
@@ -60,29 +88,351 @@ pub struct Decision {
     pub rule: Option<Arc<str>>,
 }
 
+impl fmt::Display for Decision {
+    /// `allow (rule a)`, `deny (rule b)` or `deny (no rule matched: default deny)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let verdict = if self.allow { "allow" } else { "deny" };
+        match &self.rule {
+            Some(rule) => write!(f, "{verdict} (rule {rule})"),
+            None => write!(f, "{verdict} (no rule matched: default deny)"),
+        }
+    }
+}
+
+/// Allow or deny.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Effect {
+    Allow,
+    Deny,
+}
+
+/// One compiled rule.
+#[derive(Debug, Clone)]
+struct Rule {
+    name: Arc<str>,
+    /// None: every listener (`*`).
+    listener: Option<Box<str>>,
+    effect: Effect,
+    ids: Box<[IdPattern]>,
+    methods: Option<Box<[Box<str>]>>,
+    paths: Option<Box<[PathPattern]>>,
+}
+
+impl Rule {
+    /// True when the rule applies to the request (the listener is already known to
+    /// match). A condition that cannot be checked counts for deny rules only.
+    fn applies(&self, request: &Request<'_>, canonical_path: bool) -> bool {
+        let unknown = self.effect == Effect::Deny;
+        if !self.ids.iter().any(|p| p.matches(request.peer)) {
+            return false;
+        }
+        if let Some(methods) = &self.methods {
+            match request.method {
+                Some(m) if methods.iter().any(|x| **x == *m) => {}
+                Some(_) => return false,
+                None if unknown => {}
+                None => return false,
+            }
+        }
+        if let Some(paths) = &self.paths {
+            match request.path.map(path_only) {
+                Some(p) if canonical_path => {
+                    if !paths.iter().any(|x| x.matches(p)) {
+                        return false;
+                    }
+                }
+                _ if unknown => {}
+                _ => return false,
+            }
+        }
+        true
+    }
+}
+
+/// Rule indices for one listener, deny rules and allow rules each in file order.
+#[derive(Debug, Clone, Default)]
+struct Indexed {
+    deny: Vec<usize>,
+    allow: Vec<usize>,
+}
+
 /// A loaded, validated policy.
 #[derive(Debug, Clone, Default)]
 pub struct Policy {
-    rules: Vec<()>,
+    rules: Vec<Rule>,
+    /// Rules of each listener named in the policy (its own and the `*` ones).
+    by_listener: HashMap<Box<str>, Indexed>,
+    /// The `*` rules: for listeners no rule names.
+    wildcard: Indexed,
 }
 
 impl Policy {
     /// Reads and validates a policy file.
-    pub fn load(path: &std::path::Path) -> Result<Self, PolicyError> {
-        let _ = path;
-        todo!()
+    pub fn load(path: &Path) -> Result<Self, PolicyError> {
+        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_yaml(&text, &yaml::display_name(path))
     }
+
+    /// Parses and validates policy text; `file` names it in errors.
+    pub fn from_yaml(text: &str, file: &str) -> Result<Self, PolicyError> {
+        let raw: RawPolicy = yaml::parse(text, file).map_err(|problem| PolicyError::Invalid {
+            problems: vec![problem],
+        })?;
+        let mut p = Problems::new(file);
+        let mut rules = Vec::with_capacity(raw.rules.len());
+        for (i, rule) in raw.rules.iter().enumerate() {
+            if let Some(rule) = compile(i, rule, &mut p) {
+                if rules.iter().any(|r: &Rule| r.name == rule.name) {
+                    p.at(
+                        line(&raw.rules[i].value.name),
+                        format!("rules[{i}].name"),
+                        format!("rule name {:?} is used twice", rule.name),
+                    );
+                }
+                rules.push(rule);
+            }
+        }
+        if !p.is_empty() {
+            return Err(PolicyError::Invalid {
+                problems: p.into_vec(),
+            });
+        }
+        Ok(Self::index(rules))
+    }
+
     /// One allow rule for `listener` (used by `ward inbound --allow`).
     pub fn allow_all_of(listener: &str, ids: Vec<IdPattern>) -> Self {
-        let _ = (listener, ids);
-        todo!()
+        Self::index(vec![Rule {
+            name: Arc::from("--allow"),
+            listener: Some(listener.into()),
+            effect: Effect::Allow,
+            ids: ids.into(),
+            methods: None,
+            paths: None,
+        }])
     }
-    /// Decides a request.
+
+    fn index(rules: Vec<Rule>) -> Self {
+        let mut wildcard = Indexed::default();
+        let mut by_listener: HashMap<Box<str>, Indexed> = HashMap::new();
+        for rule in &rules {
+            if let Some(name) = &rule.listener {
+                by_listener.entry(name.clone()).or_default();
+            }
+        }
+        for (i, rule) in rules.iter().enumerate() {
+            let lists = by_listener
+                .iter_mut()
+                .filter(|(name, _)| rule.listener.as_deref().is_none_or(|l| l == &***name))
+                .map(|(_, ix)| ix)
+                .chain(rule.listener.is_none().then_some(&mut wildcard));
+            for ix in lists {
+                match rule.effect {
+                    Effect::Deny => ix.deny.push(i),
+                    Effect::Allow => ix.allow.push(i),
+                }
+            }
+        }
+        Self {
+            rules,
+            by_listener,
+            wildcard,
+        }
+    }
+
+    /// Decides a request: a matching deny rule, else a matching allow rule, else the
+    /// default deny.
     pub fn decide(&self, request: &Request<'_>) -> Decision {
-        let _ = (request, &self.rules);
-        todo!()
+        let ix = self
+            .by_listener
+            .get(request.listener)
+            .unwrap_or(&self.wildcard);
+        let canonical = request.path.is_some_and(|p| is_canonical(path_only(p)));
+        let first = |list: &[usize]| {
+            list.iter()
+                .map(|&i| &self.rules[i])
+                .find(|r| r.applies(request, canonical))
+        };
+        if let Some(rule) = first(&ix.deny) {
+            return Decision {
+                allow: false,
+                rule: Some(rule.name.clone()),
+            };
+        }
+        if let Some(rule) = first(&ix.allow) {
+            return Decision {
+                allow: true,
+                rule: Some(rule.name.clone()),
+            };
+        }
+        Decision {
+            allow: false,
+            rule: None,
+        }
+    }
+
+    /// Number of rules.
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    /// True when there are no rules (everything is denied).
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// Rules that name a listener not in `known`, as `(rule, listener)`. Not an error
+    /// at load: one policy file may serve several sidecars with different listeners,
+    /// and it reloads independently of the config; `ward validate` and start-up warn.
+    pub fn unknown_listeners<'a>(&'a self, known: &[&str]) -> Vec<(&'a str, &'a str)> {
+        self.rules
+            .iter()
+            .filter_map(|r| {
+                let l = r.listener.as_deref()?;
+                (!known.contains(&l)).then_some((&*r.name, l))
+            })
+            .collect()
     }
 }
+
+// === the file as written ===
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    /// Required, so that an empty file (a half-written save) is an error rather than
+    /// a policy that denies everything; `rules: []` says "deny everything" on purpose.
+    rules: Vec<Spanned<RawRule>>,
+}
+
+type Text = Spanned<String>;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    name: Text,
+    listener: Text,
+    allow: Option<Spanned<Vec<Text>>>,
+    deny: Option<Spanned<Vec<Text>>>,
+    methods: Option<Spanned<Vec<Text>>>,
+    paths: Option<Spanned<Vec<Text>>>,
+}
+
+fn token_ok(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+/// Validates one rule; records every problem and returns the rule when it has none.
+fn compile(i: usize, raw: &Spanned<RawRule>, p: &mut Problems) -> Option<Rule> {
+    let r = &raw.value;
+    let name = &r.name.value;
+    let before = p.len();
+    let field = if token_ok(name) {
+        format!("rules[{i}] ({name})")
+    } else {
+        p.at(
+            line(&r.name),
+            format!("rules[{i}].name"),
+            format!("{name:?} is not a rule name; use 1-64 of A-Z a-z 0-9 - _ ."),
+        );
+        format!("rules[{i}]")
+    };
+    let listener = match r.listener.value.as_str() {
+        "*" => None,
+        l if token_ok(l) => Some(l),
+        l => {
+            p.at(
+                line(&r.listener),
+                format!("{field}.listener"),
+                format!("{l:?} is not a listener name (or \"*\" for every listener)"),
+            );
+            None
+        }
+    };
+    let (effect, list, key) = match (&r.allow, &r.deny) {
+        (Some(a), None) => (Effect::Allow, a, "allow"),
+        (None, Some(d)) => (Effect::Deny, d, "deny"),
+        (Some(_), Some(d)) => {
+            p.at(line(d), &field, "a rule has either allow or deny, not both");
+            return None;
+        }
+        (None, None) => {
+            p.at(line(raw), &field, "a rule needs allow or deny (a list of SPIFFE ID patterns)");
+            return None;
+        }
+    };
+    if list.value.is_empty() {
+        p.at(line(list), format!("{field}.{key}"), "is empty; list at least one SPIFFE ID pattern");
+    }
+    let mut ids = Vec::with_capacity(list.value.len());
+    for (j, text) in list.value.iter().enumerate() {
+        match IdPattern::parse(&text.value) {
+            Ok(pattern) => ids.push(pattern),
+            Err(e) => p.at(line(text), format!("{field}.{key}[{j}]"), e.to_string()),
+        }
+    }
+    let methods = r.methods.as_ref().map(|list| {
+        nonempty(list, &format!("{field}.methods"), p);
+        let mut out: Vec<Box<str>> = Vec::new();
+        for (j, m) in list.value.iter().enumerate() {
+            // HTTP methods are case-sensitive tokens (RFC 9110 §9.1); `get` would never
+            // match a real request, so it is refused rather than silently dead.
+            let ok = !m.value.is_empty()
+                && m.value
+                    .bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+            if ok {
+                out.push(m.value.as_str().into());
+            } else {
+                p.at(
+                    line(m),
+                    format!("{field}.methods[{j}]"),
+                    format!(
+                        "{:?} is not an HTTP method; methods are uppercase ({:?})",
+                        m.value,
+                        m.value.to_ascii_uppercase()
+                    ),
+                );
+            }
+        }
+        out.into_boxed_slice()
+    });
+    let paths = r.paths.as_ref().map(|list| {
+        nonempty(list, &format!("{field}.paths"), p);
+        let mut out = Vec::new();
+        for (j, text) in list.value.iter().enumerate() {
+            match PathPattern::parse(&text.value) {
+                Ok(pattern) => out.push(pattern),
+                Err(e) => p.at(line(text), format!("{field}.paths[{j}]"), e),
+            }
+        }
+        out.into_boxed_slice()
+    });
+    if p.len() > before {
+        return None;
+    }
+    Some(Rule {
+        name: Arc::from(name.as_str()),
+        listener: listener.map(Into::into),
+        effect,
+        ids: ids.into(),
+        methods,
+        paths,
+    })
+}
+
+fn nonempty<T>(list: &Spanned<Vec<T>>, field: &str, p: &mut Problems) {
+    if list.value.is_empty() {
+        p.at(line(list), field, "is empty; leave the key out to match any");
+    }
+}
+
+// === impl PolicyHandle ===
 
 /// The policy in force, swapped atomically on reload (lock-free reads on the data path).
 #[derive(Debug)]
