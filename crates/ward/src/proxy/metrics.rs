@@ -183,17 +183,27 @@ impl Metrics {
             listener: name.to_owned(),
             direction,
         };
+        // One statement per series: `get_or_create` returns a read guard, and a second
+        // call on the same family inside one expression would wait for its own guard.
+        let handshake_ok = self.handshakes.get_or_create(&hs("ok")).clone();
+        let handshake_err = self.handshakes.get_or_create(&hs("error")).clone();
+        let bytes_in = self.bytes.get_or_create(&by("in")).clone();
+        let bytes_out = self.bytes.get_or_create(&by("out")).clone();
+        let accepted = self.accepted.get_or_create(&l).clone();
+        let rejected = self.rejected.get_or_create(&l).clone();
+        let active = self.active.get_or_create(&l).clone();
+        let upstream_errors = self.upstream_errors.get_or_create(&l).clone();
         ListenerMetrics {
             name: name.to_owned(),
             authz: self.authz.clone(),
-            accepted: self.accepted.get_or_create(&l).clone(),
-            rejected: self.rejected.get_or_create(&l).clone(),
-            active: self.active.get_or_create(&l).clone(),
-            handshake_ok: self.handshakes.get_or_create(&hs("ok")).clone(),
-            handshake_err: self.handshakes.get_or_create(&hs("error")).clone(),
-            bytes_in: self.bytes.get_or_create(&by("in")).clone(),
-            bytes_out: self.bytes.get_or_create(&by("out")).clone(),
-            upstream_errors: self.upstream_errors.get_or_create(&l).clone(),
+            accepted,
+            rejected,
+            active,
+            handshake_ok,
+            handshake_err,
+            bytes_in,
+            bytes_out,
+            upstream_errors,
         }
     }
 
