@@ -35,7 +35,9 @@ pub enum AddrError {
     #[error("the Workload API address is empty (expected unix:///path or tcp://IP:PORT)")]
     Empty,
     /// A character that may not appear in a URI (space, control character, non-ASCII).
-    #[error("Workload API address {addr:?}: character {ch:?} at byte {at} is not allowed in a URI")]
+    #[error(
+        "Workload API address {addr:?}: character {ch:?} at byte {at} is not allowed in a URI"
+    )]
     BadCharacter {
         /// The address as given.
         addr: String,
@@ -109,7 +111,9 @@ pub enum AddrError {
         addr: String,
     },
     /// `tcp://name:80`: the host must be an IP address.
-    #[error("Workload API address {addr:?}: the tcp host {host:?} must be an IP address, not a name")]
+    #[error(
+        "Workload API address {addr:?}: the tcp host {host:?} must be an IP address, not a name"
+    )]
     TcpHostNotIp {
         /// The address as given.
         addr: String,
@@ -157,7 +161,11 @@ impl EndpointAddress {
         }
         let addr = || s.to_string();
         if let Some((at, ch)) = s.char_indices().find(|(_, c)| !is_uri_char(*c)) {
-            return Err(AddrError::BadCharacter { addr: addr(), ch, at });
+            return Err(AddrError::BadCharacter {
+                addr: addr(),
+                ch,
+                at,
+            });
         }
         let Some((scheme, rest)) = s.split_once(':') else {
             return Err(AddrError::UnsupportedScheme { addr: addr() });
@@ -184,9 +192,7 @@ impl EndpointAddress {
             return Self::parse(explicit);
         }
         match std::env::var(ENDPOINT_SOCKET_ENV) {
-            Ok(v) if !v.is_empty() => {
-                Self::parse(&v).map_err(|e| AddrError::FromEnv(Box::new(e)))
-            }
+            Ok(v) if !v.is_empty() => Self::parse(&v).map_err(|e| AddrError::FromEnv(Box::new(e))),
             _ => Err(AddrError::NotConfigured),
         }
     }
@@ -228,7 +234,9 @@ fn parse_unix(addr: &str, rest: &str) -> Result<EndpointAddress, AddrError> {
         return Err(AddrError::UnixPath { addr: addr.into() });
     }
     let bytes = percent_decode(addr, path)?;
-    Ok(EndpointAddress::Unix(PathBuf::from(OsString::from_vec(bytes))))
+    Ok(EndpointAddress::Unix(PathBuf::from(OsString::from_vec(
+        bytes,
+    ))))
 }
 
 fn percent_decode(addr: &str, path: &str) -> Result<Vec<u8>, AddrError> {
@@ -238,7 +246,9 @@ fn percent_decode(addr: &str, path: &str) -> Result<Vec<u8>, AddrError> {
     let mut i = 0;
     while i < raw.len() {
         if raw[i] == b'%' {
-            let hex = raw.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+            let hex = raw
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok());
             let byte = hex.and_then(|h| u8::from_str_radix(h, 16).ok());
             match byte {
                 // A decoded NUL would truncate the path at the system call.

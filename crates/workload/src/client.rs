@@ -134,8 +134,10 @@ pub struct SecurityHeader;
 
 impl tonic::service::Interceptor for SecurityHeader {
     fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
-        req.metadata_mut()
-            .insert(SECURITY_HEADER, tonic::metadata::MetadataValue::from_static("true"));
+        req.metadata_mut().insert(
+            SECURITY_HEADER,
+            tonic::metadata::MetadataValue::from_static("true"),
+        );
         Ok(req)
     }
 }
@@ -202,10 +204,11 @@ impl WorkloadClient {
     /// The first message of `FetchX509SVID`, validated.
     pub async fn fetch_x509_context(&self) -> Result<X509Context, ClientError> {
         let mut stream = self.watch_x509_contexts().await?;
-        stream
-            .next()
-            .await
-            .unwrap_or_else(|| Err(ClientError::StreamEnded { addr: self.addr.to_string() }))
+        stream.next().await.unwrap_or_else(|| {
+            Err(ClientError::StreamEnded {
+                addr: self.addr.to_string(),
+            })
+        })
     }
 
     /// `FetchX509SVID` as a stream of validated contexts: each message is a full state.

@@ -24,7 +24,9 @@ pub mod proto {
 pub use addr::{AddrError, EndpointAddress};
 pub use client::{ClientError, WorkloadClient};
 pub use context::X509Context;
-pub use server::{BoundServer, Caller, IdentityProvider, NoIdentity, ProviderError, WorkloadServer};
+pub use server::{
+    BoundServer, Caller, IdentityProvider, NoIdentity, ProviderError, WorkloadServer,
+};
 pub use source::{JwtSource, SourceError, SourceOptions, X509Source};
 
 /// The gRPC metadata key every Workload API request carries (value `true`).

@@ -122,7 +122,10 @@ impl WorkloadServer {
         let listener = UnixListener::bind(path).map_err(|e| {
             std::io::Error::new(
                 e.kind(),
-                format!("cannot bind the Workload API socket {}: {e}", path.display()),
+                format!(
+                    "cannot bind the Workload API socket {}: {e}",
+                    path.display()
+                ),
             )
         })?;
         Ok(BoundServer {
@@ -297,9 +300,10 @@ pub fn x509_svid_response(ctx: &X509Context) -> Result<proto::X509svidResponse, 
     let mut svids = Vec::with_capacity(ctx.svids.len());
     for svid in &ctx.svids {
         let td = svid.spiffe_id().trust_domain();
-        let bundle = ctx.bundles.get(&td).ok_or_else(|| {
-            Status::internal(format!("no X.509 bundle for trust domain {td}"))
-        })?;
+        let bundle = ctx
+            .bundles
+            .get(&td)
+            .ok_or_else(|| Status::internal(format!("no X.509 bundle for trust domain {td}")))?;
         svids.push(proto::X509svid {
             spiffe_id: svid.spiffe_id().to_string(),
             x509_svid: svid.chain_der(),
@@ -457,14 +461,18 @@ impl SpiffeWorkloadApi for Service {
         &self,
         _request: Request<proto::WitsvidRequest>,
     ) -> Result<Response<Self::FetchWITSVIDStream>, Status> {
-        Err(Status::unimplemented("the WIT-SVID profile is not supported"))
+        Err(Status::unimplemented(
+            "the WIT-SVID profile is not supported",
+        ))
     }
 
     async fn fetch_wit_bundles(
         &self,
         _request: Request<proto::WitBundlesRequest>,
     ) -> Result<Response<Self::FetchWITBundlesStream>, Status> {
-        Err(Status::unimplemented("the WIT-SVID profile is not supported"))
+        Err(Status::unimplemented(
+            "the WIT-SVID profile is not supported",
+        ))
     }
 }
 

@@ -50,7 +50,9 @@ pub enum SourceError {
     #[error("an X.509 context must hold at least one SVID")]
     NoSvid,
     /// The default SVID has already expired (or is not yet valid).
-    #[error("the X.509-SVID {id} is not valid now (valid {not_before:?} to {not_after:?}); refusing it")]
+    #[error(
+        "the X.509-SVID {id} is not valid now (valid {not_before:?} to {not_after:?}); refusing it"
+    )]
     Expired {
         /// The SVID's SPIFFE ID.
         id: String,

@@ -11,10 +11,22 @@ const CASES: &str = include_str!("data/endpoint_addr_cases.json");
 
 /// Inputs where a library's verdict contradicts the spec, with the spec's verdict.
 const SPEC_OVERRIDES: &[(&str, bool, &str)] = &[
-    ("unix://foo", false, "D.38: the unix authority MUST NOT be set"),
-    ("tcp:127.0.0.1:8081", false, "D.39: tcp needs a host component"),
+    (
+        "unix://foo",
+        false,
+        "D.38: the unix authority MUST NOT be set",
+    ),
+    (
+        "tcp:127.0.0.1:8081",
+        false,
+        "D.39: tcp needs a host component",
+    ),
     ("tcp:[::1]:8080", false, "D.39: tcp needs a host component"),
-    ("tcp://127.0.0.1:8080/", false, "D.39: tcp must not include a path"),
+    (
+        "tcp://127.0.0.1:8080/",
+        false,
+        "D.39: tcp must not include a path",
+    ),
 ];
 
 fn spec_verdict(input: &str, library_verdict: bool) -> bool {
@@ -82,7 +94,11 @@ fn valid_cases_parse_to_the_expected_address() {
         }
         let got = EndpointAddress::parse(&input).unwrap();
         if let Some(target) = case["expected_grpc_target"].as_str() {
-            assert_eq!(got, EndpointAddress::Tcp(target.parse().unwrap()), "{input}");
+            assert_eq!(
+                got,
+                EndpointAddress::Tcp(target.parse().unwrap()),
+                "{input}"
+            );
         }
         if let Some(expected) = case["expected"].as_str() {
             let expected = expected.split(" --").next().unwrap();
@@ -126,7 +142,12 @@ fn tcp_host_must_be_an_ip_not_a_name() {
 
 #[test]
 fn tcp_port_zero_or_out_of_range_is_rejected() {
-    for input in ["tcp://1.2.3.4:0", "tcp://1.2.3.4:65536", "tcp://1.2.3.4:", "tcp://1.2.3.4:+80"] {
+    for input in [
+        "tcp://1.2.3.4:0",
+        "tcp://1.2.3.4:65536",
+        "tcp://1.2.3.4:",
+        "tcp://1.2.3.4:+80",
+    ] {
         let err = EndpointAddress::parse(input).unwrap_err();
         assert!(matches!(err, AddrError::TcpPort { .. }), "{input}: {err}");
     }
@@ -150,7 +171,11 @@ fn unix_path_percent_encoding_is_decoded_and_nul_is_rejected() {
 
 #[test]
 fn display_round_trips_through_parse() {
-    for input in ["unix:///run/spire/sockets/agent.sock", "tcp://127.0.0.1:8081", "tcp://[::1]:8081"] {
+    for input in [
+        "unix:///run/spire/sockets/agent.sock",
+        "tcp://127.0.0.1:8081",
+        "tcp://[::1]:8081",
+    ] {
         let a = EndpointAddress::parse(input).unwrap();
         assert_eq!(a.to_string(), input);
         assert_eq!(EndpointAddress::parse(&a.to_string()).unwrap(), a);
@@ -164,7 +189,10 @@ fn explicit_address_wins_and_spiffe_endpoint_socket_is_the_fallback() {
     std::env::remove_var("SPIFFE_ENDPOINT_SOCKET");
     let err = EndpointAddress::from_config_or_env(None).unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("configured") && msg.contains("SPIFFE_ENDPOINT_SOCKET"), "{msg}");
+    assert!(
+        msg.contains("configured") && msg.contains("SPIFFE_ENDPOINT_SOCKET"),
+        "{msg}"
+    );
 
     std::env::set_var("SPIFFE_ENDPOINT_SOCKET", "unix:///env/agent.sock");
     assert_eq!(
@@ -178,6 +206,9 @@ fn explicit_address_wins_and_spiffe_endpoint_socket_is_the_fallback() {
 
     std::env::set_var("SPIFFE_ENDPOINT_SOCKET", "unix://relative/agent.sock");
     let err = EndpointAddress::from_config_or_env(None).unwrap_err();
-    assert!(err.to_string().starts_with("SPIFFE_ENDPOINT_SOCKET: "), "{err}");
+    assert!(
+        err.to_string().starts_with("SPIFFE_ENDPOINT_SOCKET: "),
+        "{err}"
+    );
     std::env::remove_var("SPIFFE_ENDPOINT_SOCKET");
 }

@@ -72,28 +72,65 @@ async fn update_without_federated_bundles_removes_them_from_the_source() {
 async fn invalid_update_is_counted_and_the_last_good_context_stays() {
     let (_dir, path) = socket();
     let ca = Ca::new("example.org");
-    let (chain, key) = ca.leaf_raw("/api", time::Duration::minutes(-1), time::Duration::hours(1));
+    let (chain, key) = ca.leaf_raw(
+        "/api",
+        time::Duration::minutes(-1),
+        time::Duration::hours(1),
+    );
     let good = wire_svid(chain, key, "spiffe://example.org/api", &ca, "");
     let (raw, _task) = serve_raw(Ok(response(vec![good], &[])), &path);
-    let source = X509Source::new(options(EndpointAddress::Unix(path))).await.unwrap();
+    let source = X509Source::new(options(EndpointAddress::Unix(path)))
+        .await
+        .unwrap();
     let before = source.svid().unwrap();
 
     // The provider publishes an SVID whose key does not match its certificate.
-    let (chain2, _) = ca.leaf_raw("/api", time::Duration::minutes(-1), time::Duration::hours(1));
-    let (_, wrong_key) = ca.leaf_raw("/api", time::Duration::minutes(-1), time::Duration::hours(1));
+    let (chain2, _) = ca.leaf_raw(
+        "/api",
+        time::Duration::minutes(-1),
+        time::Duration::hours(1),
+    );
+    let (_, wrong_key) = ca.leaf_raw(
+        "/api",
+        time::Duration::minutes(-1),
+        time::Duration::hours(1),
+    );
     let _ = raw.x509.send_replace(Ok(response(
-        vec![wire_svid(chain2, wrong_key, "spiffe://example.org/api", &ca, "")],
+        vec![wire_svid(
+            chain2,
+            wrong_key,
+            "spiffe://example.org/api",
+            &ca,
+            "",
+        )],
         &[],
     )));
-    eventually("the bad update to be rejected", STEP, || source.rejected_updates() == 1).await;
+    eventually("the bad update to be rejected", STEP, || {
+        source.rejected_updates() == 1
+    })
+    .await;
     assert_eq!(source.svid().unwrap().leaf(), before.leaf());
-    assert!(source.last_error().unwrap().contains("invalid response"), "{:?}", source.last_error());
+    assert!(
+        source.last_error().unwrap().contains("invalid response"),
+        "{:?}",
+        source.last_error()
+    );
 
     // The stream stays usable: the next good update is accepted.
     let mut updates = source.updates();
-    let (chain3, key3) = ca.leaf_raw("/api", time::Duration::minutes(-1), time::Duration::hours(1));
+    let (chain3, key3) = ca.leaf_raw(
+        "/api",
+        time::Duration::minutes(-1),
+        time::Duration::hours(1),
+    );
     let _ = raw.x509.send_replace(Ok(response(
-        vec![wire_svid(chain3.clone(), key3, "spiffe://example.org/api", &ca, "")],
+        vec![wire_svid(
+            chain3.clone(),
+            key3,
+            "spiffe://example.org/api",
+            &ca,
+            "",
+        )],
         &[],
     )));
     next_update(&mut updates).await;
@@ -112,9 +149,16 @@ async fn update_with_an_expired_svid_is_refused() {
 
     let expired = ca.svid_valid("/api", time::Duration::hours(-2), time::Duration::hours(-1));
     provider.publish(context(vec![expired], &[&ca]));
-    eventually("the expired update to be refused", STEP, || source.rejected_updates() == 1).await;
+    eventually("the expired update to be refused", STEP, || {
+        source.rejected_updates() == 1
+    })
+    .await;
     assert_eq!(source.svid().unwrap().leaf(), before.leaf());
-    assert!(source.last_error().unwrap().contains("not valid now"), "{:?}", source.last_error());
+    assert!(
+        source.last_error().unwrap().contains("not valid now"),
+        "{:?}",
+        source.last_error()
+    );
 }
 
 #[tokio::test]
@@ -122,7 +166,10 @@ async fn source_never_starts_with_only_an_expired_svid() {
     let (_dir, path) = socket();
     let ca = Ca::new("example.org");
     let expired = ca.svid_valid("/api", time::Duration::hours(-2), time::Duration::hours(-1));
-    let server = serve(TestProvider::new(context(vec![expired], &[&ca]), None), &path);
+    let server = serve(
+        TestProvider::new(context(vec![expired], &[&ca]), None),
+        &path,
+    );
     let err = X509Source::new(SourceOptions {
         startup_timeout: Duration::from_millis(500),
         ..options(server.address())
@@ -136,21 +183,30 @@ async fn source_never_starts_with_only_an_expired_svid() {
 #[tokio::test]
 async fn published_context_is_refused_when_expired_and_reads_check_expiry() {
     let ca = Ca::new("example.org");
-    let short = ca.svid_valid("/api", time::Duration::minutes(-1), time::Duration::seconds(2));
+    let short = ca.svid_valid(
+        "/api",
+        time::Duration::minutes(-1),
+        time::Duration::seconds(2),
+    );
     let source = X509Source::from_context(context(vec![short], &[&ca]));
     assert!(source.svid().is_some());
 
     let expired = ca.svid_valid("/api", time::Duration::hours(-2), time::Duration::hours(-1));
     let err = source.publish(context(vec![expired], &[&ca])).unwrap_err();
     assert!(matches!(err, SourceError::Expired { .. }), "{err}");
-    assert!(source.svid().is_some(), "the refused update leaves the good one");
+    assert!(
+        source.svid().is_some(),
+        "the refused update leaves the good one"
+    );
 
     // Once the accepted SVID itself expires, reads return nothing rather than it.
     eventually("the short SVID to expire", STEP, || source.svid().is_none()).await;
     assert!(source.context().is_none());
     assert_eq!(source.bundles().get(&ca.td).unwrap(), &ca.bundle());
 
-    source.publish(context(vec![ca.svid("/api")], &[&ca])).unwrap();
+    source
+        .publish(context(vec![ca.svid("/api")], &[&ca]))
+        .unwrap();
     assert!(source.svid().is_some());
 }
 
@@ -176,8 +232,15 @@ async fn source_reconnects_after_a_server_restart_and_keeps_its_svid_meanwhile()
     let before = source.svid().unwrap();
 
     server.stop().await;
-    eventually("the source to notice", STEP, || source.last_error().is_some()).await;
-    assert_eq!(source.svid().unwrap().leaf(), before.leaf(), "kept while the server is away");
+    eventually("the source to notice", STEP, || {
+        source.last_error().is_some()
+    })
+    .await;
+    assert_eq!(
+        source.svid().unwrap().leaf(),
+        before.leaf(),
+        "kept while the server is away"
+    );
     assert!(source.is_running(), "Unavailable is retried");
 
     let rotated = ca.svid("/api");
@@ -201,7 +264,10 @@ async fn source_without_server_fails_within_the_timeout_naming_the_socket() {
     .await
     .unwrap_err();
     let elapsed = started.elapsed();
-    assert!(elapsed >= Duration::from_millis(400) && elapsed < Duration::from_secs(3), "{elapsed:?}");
+    assert!(
+        elapsed >= Duration::from_millis(400) && elapsed < Duration::from_secs(3),
+        "{elapsed:?}"
+    );
     let msg = err.to_string();
     assert!(msg.contains(&path.display().to_string()), "{msg}");
     assert!(msg.contains("unavailable"), "names the last error: {msg}");
@@ -217,7 +283,9 @@ async fn source_waits_for_a_server_that_appears_after_start() {
         tokio::time::sleep(Duration::from_millis(300)).await;
         serve(provider, &path2)
     });
-    let source = X509Source::new(options(EndpointAddress::Unix(path))).await.unwrap();
+    let source = X509Source::new(options(EndpointAddress::Unix(path)))
+        .await
+        .unwrap();
     assert!(source.svid().is_some());
     let _server = late.await.unwrap();
 }
@@ -225,9 +293,16 @@ async fn source_waits_for_a_server_that_appears_after_start() {
 #[tokio::test]
 async fn permission_denied_is_retried_until_an_identity_is_issued() {
     let (_dir, path) = socket();
-    let (raw, _task) = serve_raw(Err((Code::PermissionDenied, "no identity issued".into())), &path);
+    let (raw, _task) = serve_raw(
+        Err((Code::PermissionDenied, "no identity issued".into())),
+        &path,
+    );
     let ca = Ca::new("example.org");
-    let (chain, key) = ca.leaf_raw("/api", time::Duration::minutes(-1), time::Duration::hours(1));
+    let (chain, key) = ca.leaf_raw(
+        "/api",
+        time::Duration::minutes(-1),
+        time::Duration::hours(1),
+    );
     let addr = EndpointAddress::Unix(path);
     let start = tokio::spawn(X509Source::new(options(addr)));
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -243,12 +318,20 @@ async fn permission_denied_is_retried_until_an_identity_is_issued() {
 async fn invalid_argument_is_not_retried() {
     let (_dir, path) = socket();
     let (_raw, _task) = serve_raw(
-        Err((Code::InvalidArgument, "security header missing from request".into())),
+        Err((
+            Code::InvalidArgument,
+            "security header missing from request".into(),
+        )),
         &path,
     );
     let started = Instant::now();
-    let err = X509Source::new(options(EndpointAddress::Unix(path))).await.unwrap_err();
-    assert!(started.elapsed() < Duration::from_secs(5), "fails at once, not at the timeout");
+    let err = X509Source::new(options(EndpointAddress::Unix(path)))
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "fails at once, not at the timeout"
+    );
     assert!(matches!(err, SourceError::Fatal { .. }), "{err}");
     assert!(err.to_string().contains("security header missing"), "{err}");
 }
@@ -257,7 +340,9 @@ async fn invalid_argument_is_not_retried() {
 async fn unimplemented_is_not_retried() {
     let (_dir, path) = socket();
     let (_raw, _task) = serve_raw(Err((Code::Unimplemented, "nope".into())), &path);
-    let err = X509Source::new(options(EndpointAddress::Unix(path))).await.unwrap_err();
+    let err = X509Source::new(options(EndpointAddress::Unix(path)))
+        .await
+        .unwrap_err();
     assert!(matches!(err, SourceError::Fatal { .. }), "{err}");
 }
 
@@ -270,7 +355,10 @@ async fn jwt_source_caches_per_audience_set_and_refreshes_at_half_life() {
     let source = JwtSource::new(options(server.address())).await.unwrap();
 
     let a = source.fetch(&["b".into(), "a".into()]).await.unwrap();
-    let again = source.fetch(&["a".into(), "b".into(), "a".into()]).await.unwrap();
+    let again = source
+        .fetch(&["a".into(), "b".into(), "a".into()])
+        .await
+        .unwrap();
     assert_eq!(a.token(), again.token(), "same audience set, cached");
     assert_eq!(provider.minted.load(Ordering::SeqCst), 1);
 

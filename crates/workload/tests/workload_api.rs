@@ -35,7 +35,8 @@ async fn raw_client(path: &std::path::Path) -> SpiffeWorkloadApiClient<tonic::tr
 
 fn with_header<T>(msg: T, value: &'static str) -> tonic::Request<T> {
     let mut req = tonic::Request::new(msg);
-    req.metadata_mut().insert("workload.spiffe.io", value.parse().unwrap());
+    req.metadata_mut()
+        .insert("workload.spiffe.io", value.parse().unwrap());
     req
 }
 
@@ -105,7 +106,11 @@ async fn caller_without_identity_gets_permission_denied() {
     let err = f.client.fetch_x509_context().await.unwrap_err();
     assert!(matches!(err, ClientError::PermissionDenied { .. }), "{err}");
     assert!(err.to_string().contains("no identity issued"), "{err}");
-    let err = f.client.fetch_jwt_svids(&["aud".into()], None).await.unwrap_err();
+    let err = f
+        .client
+        .fetch_jwt_svids(&["aud".into()], None)
+        .await
+        .unwrap_err();
     assert!(matches!(err, ClientError::PermissionDenied { .. }), "{err}");
     let err = f.client.fetch_x509_bundles().await.unwrap_err();
     assert!(matches!(err, ClientError::PermissionDenied { .. }), "{err}");
@@ -128,7 +133,10 @@ async fn x509_context_holds_the_svid_and_its_trust_domain_bundle() {
     let f = fixture(None).await;
     let ctx = f.client.fetch_x509_context().await.unwrap();
     assert_eq!(ctx.svids.len(), 1);
-    assert_eq!(ctx.default_svid().unwrap().spiffe_id().as_str(), "spiffe://example.org/api");
+    assert_eq!(
+        ctx.default_svid().unwrap().spiffe_id().as_str(),
+        "spiffe://example.org/api"
+    );
     assert_eq!(ctx.bundles.get(&f.ca.td).unwrap(), &f.ca.bundle());
     assert_eq!(ctx.bundles.len(), 1);
 }
@@ -137,13 +145,21 @@ async fn x509_context_holds_the_svid_and_its_trust_domain_bundle() {
 async fn x509_stream_sends_a_full_state_on_every_change() {
     let f = fixture(None).await;
     let mut stream = f.client.watch_x509_contexts().await.unwrap();
-    let first = tokio::time::timeout(STEP, stream.next()).await.unwrap().unwrap().unwrap();
+    let first = tokio::time::timeout(STEP, stream.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(first.svids[0].spiffe_id().path(), "/api");
 
     let rotated = f.ca.svid("/api");
     let rotated_leaf = rotated.leaf().clone();
     f.provider.publish(context(vec![rotated], &[&f.ca]));
-    let second = tokio::time::timeout(STEP, stream.next()).await.unwrap().unwrap().unwrap();
+    let second = tokio::time::timeout(STEP, stream.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(second.svids[0].leaf(), &rotated_leaf);
     assert_ne!(first.svids[0].leaf(), second.svids[0].leaf());
 }
@@ -155,12 +171,21 @@ async fn update_without_federated_bundles_removes_them() {
     f.provider
         .publish(context(vec![f.ca.svid("/api")], &[&f.ca, &partner]));
     let mut stream = f.client.watch_x509_contexts().await.unwrap();
-    let with = tokio::time::timeout(STEP, stream.next()).await.unwrap().unwrap().unwrap();
+    let with = tokio::time::timeout(STEP, stream.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(with.bundles.get(&partner.td).unwrap(), &partner.bundle());
     assert_eq!(with.bundles.len(), 2);
 
-    f.provider.publish(context(vec![f.ca.svid("/api")], &[&f.ca]));
-    let without = tokio::time::timeout(STEP, stream.next()).await.unwrap().unwrap().unwrap();
+    f.provider
+        .publish(context(vec![f.ca.svid("/api")], &[&f.ca]));
+    let without = tokio::time::timeout(STEP, stream.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert!(without.bundles.get(&partner.td).is_none());
     assert_eq!(without.bundles.len(), 1);
 }
@@ -222,7 +247,10 @@ async fn jwt_svid_round_trips_through_validate_jwt_svid() {
     assert_eq!(claims["sub"], "spiffe://example.org/api");
     assert_eq!(claims["aud"], serde_json::json!(["billing"]));
     assert_eq!(claims["exp"], svids[0].claims()["exp"]);
-    assert!(claims["exp"].is_u64() || claims["exp"].is_i64(), "{claims:?}");
+    assert!(
+        claims["exp"].is_u64() || claims["exp"].is_i64(),
+        "{claims:?}"
+    );
 
     let err = f
         .client
@@ -311,7 +339,10 @@ async fn missing_socket_is_unavailable_and_names_the_socket() {
         .unwrap();
     let err = client.fetch_x509_context().await.unwrap_err();
     assert!(matches!(err, ClientError::Unavailable { .. }), "{err}");
-    assert!(err.to_string().contains(&path.display().to_string()), "{err}");
+    assert!(
+        err.to_string().contains(&path.display().to_string()),
+        "{err}"
+    );
     assert!(err.is_retryable());
 }
 
@@ -326,7 +357,9 @@ async fn bind_replaces_a_stale_socket_but_not_a_live_server_or_a_regular_file() 
     let client = WorkloadClient::connect(&server.address()).await.unwrap();
     client.fetch_x509_context().await.unwrap();
 
-    let err = WorkloadServer::new(provider.clone()).bind_unix(&path).unwrap_err();
+    let err = WorkloadServer::new(provider.clone())
+        .bind_unix(&path)
+        .unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse, "{err}");
 
     let file = dir.path().join("not-a-socket");
@@ -355,7 +388,9 @@ async fn raw_fixture(
 ) -> (tempfile::TempDir, WorkloadClient, Arc<RawServer>) {
     let (dir, path) = socket();
     let (raw, _task) = serve_raw(Ok(msg), &path);
-    let client = WorkloadClient::connect(&EndpointAddress::Unix(path)).await.unwrap();
+    let client = WorkloadClient::connect(&EndpointAddress::Unix(path))
+        .await
+        .unwrap();
     (dir, client, raw)
 }
 
@@ -371,19 +406,50 @@ fn invalid_response(err: ClientError, needle: &str) {
 #[tokio::test]
 async fn response_without_svids_is_an_invalid_response() {
     let (_d, client, _raw) = raw_fixture(response(vec![], &[])).await;
-    invalid_response(client.fetch_x509_context().await.unwrap_err(), "svids is empty");
+    invalid_response(
+        client.fetch_x509_context().await.unwrap_err(),
+        "svids is empty",
+    );
 }
 
 #[tokio::test]
 async fn svid_with_a_mandatory_field_at_default_is_an_invalid_response() {
     let ca = Ca::new("example.org");
-    let (chain, key) = ca.leaf_raw("/api", time::Duration::minutes(-1), time::Duration::hours(1));
+    let (chain, key) = ca.leaf_raw(
+        "/api",
+        time::Duration::minutes(-1),
+        time::Duration::hours(1),
+    );
     let good = wire_svid(chain, key, "spiffe://example.org/api", &ca, "");
     for (field, svid) in [
-        ("spiffe_id", proto::X509svid { spiffe_id: String::new(), ..good.clone() }),
-        ("x509_svid_key", proto::X509svid { x509_svid_key: vec![], ..good.clone() }),
-        ("x509_svid", proto::X509svid { x509_svid: vec![], ..good.clone() }),
-        ("bundle", proto::X509svid { bundle: vec![], ..good.clone() }),
+        (
+            "spiffe_id",
+            proto::X509svid {
+                spiffe_id: String::new(),
+                ..good.clone()
+            },
+        ),
+        (
+            "x509_svid_key",
+            proto::X509svid {
+                x509_svid_key: vec![],
+                ..good.clone()
+            },
+        ),
+        (
+            "x509_svid",
+            proto::X509svid {
+                x509_svid: vec![],
+                ..good.clone()
+            },
+        ),
+        (
+            "bundle",
+            proto::X509svid {
+                bundle: vec![],
+                ..good.clone()
+            },
+        ),
     ] {
         let (_d, client, _raw) = raw_fixture(response(vec![svid], &[])).await;
         invalid_response(client.fetch_x509_context().await.unwrap_err(), field);
@@ -393,9 +459,26 @@ async fn svid_with_a_mandatory_field_at_default_is_an_invalid_response() {
 #[tokio::test]
 async fn svid_whose_key_does_not_match_is_an_invalid_response() {
     let ca = Ca::new("example.org");
-    let (chain, _) = ca.leaf_raw("/api", time::Duration::minutes(-1), time::Duration::hours(1));
-    let (_, other_key) = ca.leaf_raw("/api", time::Duration::minutes(-1), time::Duration::hours(1));
-    let msg = response(vec![wire_svid(chain, other_key, "spiffe://example.org/api", &ca, "")], &[]);
+    let (chain, _) = ca.leaf_raw(
+        "/api",
+        time::Duration::minutes(-1),
+        time::Duration::hours(1),
+    );
+    let (_, other_key) = ca.leaf_raw(
+        "/api",
+        time::Duration::minutes(-1),
+        time::Duration::hours(1),
+    );
+    let msg = response(
+        vec![wire_svid(
+            chain,
+            other_key,
+            "spiffe://example.org/api",
+            &ca,
+            "",
+        )],
+        &[],
+    );
     let (_d, client, _raw) = raw_fixture(msg).await;
     invalid_response(client.fetch_x509_context().await.unwrap_err(), "x509_svid");
 }
@@ -403,8 +486,15 @@ async fn svid_whose_key_does_not_match_is_an_invalid_response() {
 #[tokio::test]
 async fn spiffe_id_field_must_match_the_certificate() {
     let ca = Ca::new("example.org");
-    let (chain, key) = ca.leaf_raw("/api", time::Duration::minutes(-1), time::Duration::hours(1));
-    let msg = response(vec![wire_svid(chain, key, "spiffe://example.org/admin", &ca, "")], &[]);
+    let (chain, key) = ca.leaf_raw(
+        "/api",
+        time::Duration::minutes(-1),
+        time::Duration::hours(1),
+    );
+    let msg = response(
+        vec![wire_svid(chain, key, "spiffe://example.org/admin", &ca, "")],
+        &[],
+    );
     let (_d, client, _raw) = raw_fixture(msg).await;
     invalid_response(client.fetch_x509_context().await.unwrap_err(), "spiffe_id");
 }
@@ -412,9 +502,21 @@ async fn spiffe_id_field_must_match_the_certificate() {
 #[tokio::test]
 async fn duplicate_hint_keeps_the_first_svid() {
     let ca = Ca::new("example.org");
-    let (c1, k1) = ca.leaf_raw("/one", time::Duration::minutes(-1), time::Duration::hours(1));
-    let (c2, k2) = ca.leaf_raw("/two", time::Duration::minutes(-1), time::Duration::hours(1));
-    let (c3, k3) = ca.leaf_raw("/three", time::Duration::minutes(-1), time::Duration::hours(1));
+    let (c1, k1) = ca.leaf_raw(
+        "/one",
+        time::Duration::minutes(-1),
+        time::Duration::hours(1),
+    );
+    let (c2, k2) = ca.leaf_raw(
+        "/two",
+        time::Duration::minutes(-1),
+        time::Duration::hours(1),
+    );
+    let (c3, k3) = ca.leaf_raw(
+        "/three",
+        time::Duration::minutes(-1),
+        time::Duration::hours(1),
+    );
     let msg = response(
         vec![
             wire_svid(c1, k1, "spiffe://example.org/one", &ca, "internal"),
@@ -425,7 +527,11 @@ async fn duplicate_hint_keeps_the_first_svid() {
     );
     let (_d, client, _raw) = raw_fixture(msg).await;
     let ctx = client.fetch_x509_context().await.unwrap();
-    let ids: Vec<_> = ctx.svids.iter().map(|s| s.spiffe_id().path().to_string()).collect();
+    let ids: Vec<_> = ctx
+        .svids
+        .iter()
+        .map(|s| s.spiffe_id().path().to_string())
+        .collect();
     assert_eq!(ids, ["/one", "/three"]);
     assert_eq!(ctx.svids[0].hint(), "internal");
 }
@@ -434,12 +540,22 @@ async fn duplicate_hint_keeps_the_first_svid() {
 async fn federated_bundle_key_must_be_a_trust_domain_id() {
     let ca = Ca::new("example.org");
     let partner = Ca::new("partner.org");
-    let (chain, key) = ca.leaf_raw("/api", time::Duration::minutes(-1), time::Duration::hours(1));
-    let mut msg = response(vec![wire_svid(chain, key, "spiffe://example.org/api", &ca, "")], &[]);
+    let (chain, key) = ca.leaf_raw(
+        "/api",
+        time::Duration::minutes(-1),
+        time::Duration::hours(1),
+    );
+    let mut msg = response(
+        vec![wire_svid(chain, key, "spiffe://example.org/api", &ca, "")],
+        &[],
+    );
     msg.federated_bundles
         .insert("partner.org".into(), partner.der.clone());
     let (_d, client, _raw) = raw_fixture(msg.clone()).await;
-    invalid_response(client.fetch_x509_context().await.unwrap_err(), "partner.org");
+    invalid_response(
+        client.fetch_x509_context().await.unwrap_err(),
+        "partner.org",
+    );
 
     msg.federated_bundles.clear();
     msg.federated_bundles

@@ -13,8 +13,8 @@ use std::time::{Duration as StdDuration, SystemTime, UNIX_EPOCH};
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair as _, ECDSA_P256_SHA256_FIXED_SIGNING};
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
 use time::{Duration, OffsetDateTime};
 use tokio::sync::{oneshot, watch};
@@ -25,7 +25,9 @@ use ward_spiffe::{
     X509Svid,
 };
 use ward_workload::proto;
-use ward_workload::proto::spiffe_workload_api_server::{SpiffeWorkloadApi, SpiffeWorkloadApiServer};
+use ward_workload::proto::spiffe_workload_api_server::{
+    SpiffeWorkloadApi, SpiffeWorkloadApiServer,
+};
 use ward_workload::{
     Caller, EndpointAddress, IdentityProvider, NoIdentity, ProviderError, WorkloadServer,
     X509Context,
@@ -126,8 +128,9 @@ pub struct JwtSigner {
 
 impl JwtSigner {
     pub fn new(td: &str) -> Self {
-        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
-            .expect("P-256 key");
+        let pkcs8 =
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
+                .expect("P-256 key");
         let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref())
             .expect("P-256 key");
         Self {
@@ -139,13 +142,18 @@ impl JwtSigner {
 
     pub fn bundle(&self) -> JwtBundle {
         let mut b = JwtBundle::new(self.td.clone());
-        b.insert(JwtAuthority::ec_p256(self.kid.clone(), self.key.public_key().as_ref()).expect("jwk"));
+        b.insert(
+            JwtAuthority::ec_p256(self.kid.clone(), self.key.public_key().as_ref()).expect("jwk"),
+        );
         b
     }
 
     /// A signed JWT-SVID for `sub` and `aud`, valid for `lifetime`.
     pub fn mint(&self, sub: &SpiffeId, aud: &[String], lifetime: StdDuration) -> JwtSvid {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_secs();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("clock")
+            .as_secs();
         let mut claims = serde_json::Map::new();
         claims.insert("sub".into(), sub.as_str().into());
         claims.insert("aud".into(), aud.to_vec().into());
@@ -158,7 +166,10 @@ impl JwtSigner {
 }
 
 fn fastrand_id() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_nanos() as u64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_nanos() as u64
 }
 
 // === the test identity provider ===
@@ -202,14 +213,19 @@ impl TestProvider {
     fn check(&self, caller: &Caller) -> Result<(), NoIdentity> {
         self.callers.lock().unwrap().push(caller.clone());
         match self.allowed_uid {
-            Some(uid) if uid != caller.uid => Err(NoIdentity(format!("uid {} has no entry", caller.uid))),
+            Some(uid) if uid != caller.uid => {
+                Err(NoIdentity(format!("uid {} has no entry", caller.uid)))
+            }
             _ => Ok(()),
         }
     }
 }
 
 impl IdentityProvider for TestProvider {
-    fn x509_context(&self, caller: &Caller) -> Result<watch::Receiver<Arc<X509Context>>, NoIdentity> {
+    fn x509_context(
+        &self,
+        caller: &Caller,
+    ) -> Result<watch::Receiver<Arc<X509Context>>, NoIdentity> {
         self.check(caller)?;
         Ok(self.x509.subscribe())
     }
@@ -217,7 +233,10 @@ impl IdentityProvider for TestProvider {
         self.check(caller)?;
         Ok(self.bundles.subscribe())
     }
-    fn jwt_bundles(&self, caller: &Caller) -> Result<watch::Receiver<Arc<JwtBundleSet>>, NoIdentity> {
+    fn jwt_bundles(
+        &self,
+        caller: &Caller,
+    ) -> Result<watch::Receiver<Arc<JwtBundleSet>>, NoIdentity> {
         self.check(caller)?;
         Ok(self.jwt_bundles.subscribe())
     }
@@ -316,9 +335,8 @@ impl SpiffeWorkloadApi for RawService {
         if let Err((code, msg)) = &*self.0.x509.borrow() {
             return Err(Status::new(*code, msg.clone()));
         }
-        let s = tokio_stream::wrappers::WatchStream::new(self.0.x509.subscribe()).map(|m| {
-            m.map_err(|(code, msg)| Status::new(code, msg))
-        });
+        let s = tokio_stream::wrappers::WatchStream::new(self.0.x509.subscribe())
+            .map(|m| m.map_err(|(code, msg)| Status::new(code, msg)));
         Ok(Response::new(Box::pin(s)))
     }
     async fn fetch_x509_bundles(
@@ -383,7 +401,13 @@ pub fn serve_raw(
 }
 
 /// The wire form of an SVID as a server would send it.
-pub fn wire_svid(svid_chain: Vec<u8>, key: Vec<u8>, id: &str, bundle: &Ca, hint: &str) -> proto::X509svid {
+pub fn wire_svid(
+    svid_chain: Vec<u8>,
+    key: Vec<u8>,
+    id: &str,
+    bundle: &Ca,
+    hint: &str,
+) -> proto::X509svid {
     proto::X509svid {
         spiffe_id: id.to_string(),
         x509_svid: svid_chain,
@@ -426,7 +450,10 @@ pub fn my_uid() -> u32 {
 pub async fn eventually(what: &str, timeout: StdDuration, mut f: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + timeout;
     while !f() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(StdDuration::from_millis(20)).await;
     }
 }
