@@ -6,6 +6,7 @@ mod commands;
 mod config;
 mod logging;
 mod policy;
+mod reload;
 mod proxy;
 
 use std::process::ExitCode;
