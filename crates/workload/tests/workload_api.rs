@@ -563,3 +563,23 @@ async fn federated_bundle_key_must_be_a_trust_domain_id() {
     let (_d, client, _raw) = raw_fixture(msg).await;
     invalid_response(client.fetch_x509_context().await.unwrap_err(), "no path");
 }
+
+#[tokio::test]
+async fn client_speaks_to_a_tcp_endpoint_too() {
+    let ca = Ca::new("example.org");
+    let (chain, key) = ca.leaf_raw(
+        "/api",
+        time::Duration::minutes(-1),
+        time::Duration::hours(1),
+    );
+    let msg = response(
+        vec![wire_svid(chain, key, "spiffe://example.org/api", &ca, "")],
+        &[],
+    );
+    let (_raw, addr, _task) = serve_raw_tcp(Ok(msg)).await;
+    let client = WorkloadClient::connect(&EndpointAddress::Tcp(addr))
+        .await
+        .unwrap();
+    let ctx = client.fetch_x509_context().await.unwrap();
+    assert_eq!(ctx.svids[0].spiffe_id().path(), "/api");
+}

@@ -400,6 +400,30 @@ pub fn serve_raw(
     (raw, task)
 }
 
+/// Serves a [`RawServer`] on 127.0.0.1 (an ephemeral port).
+pub async fn serve_raw_tcp(
+    first: Result<proto::X509svidResponse, (tonic::Code, String)>,
+) -> (Arc<RawServer>, std::net::SocketAddr, JoinHandle<()>) {
+    let raw = Arc::new(RawServer {
+        x509: watch::channel(first).0,
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind raw tcp");
+    let addr = listener.local_addr().expect("local addr");
+    let svc = SpiffeWorkloadApiServer::new(RawService(raw.clone()));
+    let task = tokio::spawn(async move {
+        let _ = tonic::transport::Server::builder()
+            .serve_with_incoming_shutdown(
+                svc,
+                tokio_stream::wrappers::TcpListenerStream::new(listener),
+                std::future::pending::<()>(),
+            )
+            .await;
+    });
+    (raw, addr, task)
+}
+
 /// The wire form of an SVID as a server would send it.
 pub fn wire_svid(
     svid_chain: Vec<u8>,
