@@ -435,6 +435,6 @@ impl WorkloadClient {
         let claims = msg
             .claims
             .ok_or_else(|| self.invalid("ValidateJWTSVIDResponse.claims is missing"))?;
-        Ok((id, crate::server::struct_to_json(&claims)))
+        Ok((id, crate::claims::struct_to_json(&claims)))
     }
 }

@@ -6,10 +6,24 @@
 //!   `workload.spiffe.io: true` header;
 //! - [`source`]: long-lived [`X509Source`] and [`JwtSource`] (one stream, atomically
 //!   swapped snapshot, watch channel, keep-last-good, reconnect with backoff);
-//! - [`server`]: a Workload API server over a pluggable [`IdentityProvider`].
+//! - [`server`]: a Workload API server over a pluggable [`IdentityProvider`], bound
+//!   first ([`WorkloadServer::bind_unix`], so a bind error stops start-up) and then run;
+//! - [`claims`]: JWT claims to and from `google.protobuf.Struct`.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use ward_workload::{EndpointAddress, SourceOptions, X509Source};
+//! // `None`: no configured address, so SPIFFE_ENDPOINT_SOCKET decides.
+//! let addr = EndpointAddress::from_config_or_env(None)?;
+//! let source = X509Source::new(SourceOptions::new(addr)).await?;
+//! let svid = source.svid().ok_or("no valid SVID")?;
+//! println!("I am {}", svid.spiffe_id());
+//! # Ok(()) }
+//! ```
 #![forbid(unsafe_code)]
 
 pub mod addr;
+pub mod claims;
 pub mod client;
 pub mod context;
 pub mod server;
