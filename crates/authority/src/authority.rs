@@ -25,8 +25,8 @@ use rcgen::{
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivatePkcs8KeyDer};
 use ward_spiffe::{
-    BundleSet, JwtAuthority, JwtBundle, JwtBundleSet, JwtSvid, SpiffeBundle, SpiffeId,
-    TrustDomain, X509Bundle, X509Svid,
+    BundleSet, JwtAuthority, JwtBundle, JwtBundleSet, JwtSvid, SpiffeBundle, SpiffeId, TrustDomain,
+    X509Bundle, X509Svid,
 };
 use x509_parser::prelude::{FromDer, ParsedExtension, X509Certificate};
 
@@ -346,9 +346,8 @@ impl Authority {
         let mut own = JwtBundleSet::new();
         own.insert(self.inner.own_jwt.clone());
         // Validated with the same code a relying party runs, against our own bundle.
-        let svid =
-            JwtSvid::parse_and_validate(&token, &own, &[first_audience.as_str()], now)
-                .map_err(|e| issue_err(format!("the minted token fails validation: {e}")))?;
+        let svid = JwtSvid::parse_and_validate(&token, &own, &[first_audience.as_str()], now)
+            .map_err(|e| issue_err(format!("the minted token fails validation: {e}")))?;
         tracing::info!(spiffe_id = %id, audience = ?audience, exp, "minted JWT-SVID");
         Ok(svid)
     }
@@ -394,7 +393,12 @@ impl Ca {
     fn generate(td: &TrustDomain) -> Result<Self, AuthorityError> {
         let (cert_pem, key_pem) = generate_ca_pem(td)?;
         let generated = Path::new("(generated CA)");
-        Self::from_pem(cert_pem.as_bytes(), generated, key_pem.as_bytes(), generated)
+        Self::from_pem(
+            cert_pem.as_bytes(),
+            generated,
+            key_pem.as_bytes(),
+            generated,
+        )
     }
 
     /// Loads and validates a CA certificate and key from PEM files.
@@ -440,14 +444,16 @@ impl Ca {
             return Err(bad_cert(format!("it expired at {}", humanize(not_after))));
         }
 
-        let key_text = std::str::from_utf8(key_pem)
-            .map_err(|_| bad_key("it is not PEM text".into()))?;
+        let key_text =
+            std::str::from_utf8(key_pem).map_err(|_| bad_key("it is not PEM text".into()))?;
         let key = KeyPair::from_pem(key_text).map_err(|e| {
             bad_key(format!(
                 "it is not an unencrypted PKCS#8 PRIVATE KEY that can sign ({e})"
             ))
         })?;
-        if rcgen::PublicKeyData::der_bytes(&key) != parsed.public_key().subject_public_key.data.as_ref() {
+        if rcgen::PublicKeyData::der_bytes(&key)
+            != parsed.public_key().subject_public_key.data.as_ref()
+        {
             return Err(bad_key(format!(
                 "it does not match the public key of the CA certificate {}",
                 cert_path.display()
@@ -491,7 +497,9 @@ fn check_ca_cert(cert: &X509Certificate<'_>) -> Result<(), String> {
         .map_err(|e| format!("its keyUsage extension is malformed ({e})"))?;
     match key_usage {
         Some(ku) if ku.value.key_cert_sign() => {}
-        Some(_) => return Err("its keyUsage lacks keyCertSign, so it may not sign certificates".into()),
+        Some(_) => {
+            return Err("its keyUsage lacks keyCertSign, so it may not sign certificates".into())
+        }
         None => {
             return Err(
                 "it has no keyUsage extension; a SPIFFE signing certificate needs a critical \
@@ -675,8 +683,12 @@ impl JwtSigner {
         // publishes the same `kid` and tokens minted before it still validate.
         let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, spki.as_ref());
         let kid = URL_SAFE_NO_PAD.encode(&digest.as_ref()[..16]);
-        let authority = JwtAuthority::ec_p256(kid.clone(), key.public_key().as_ref())
-            .map_err(|e| bad(format!("its public key is not a usable JWT authority ({e})")))?;
+        let authority =
+            JwtAuthority::ec_p256(kid.clone(), key.public_key().as_ref()).map_err(|e| {
+                bad(format!(
+                    "its public key is not a usable JWT authority ({e})"
+                ))
+            })?;
         Ok(Self {
             key,
             kid,
@@ -737,19 +749,23 @@ fn load_or_create_state(dir: &Path, td: &TrustDomain) -> Result<(Ca, JwtSigner),
             write_private(&key_path, key_pem.as_bytes())?;
             write_private(&cert_path, cert_pem.as_bytes())?;
             tracing::info!(dir = %dir.display(), "created a new CA in the state directory");
-            Ca::from_pem(cert_pem.as_bytes(), &cert_path, key_pem.as_bytes(), &key_path)?
+            Ca::from_pem(
+                cert_pem.as_bytes(),
+                &cert_path,
+                key_pem.as_bytes(),
+                &key_path,
+            )?
         }
     };
     let jwt_path = dir.join(JWT_KEY_FILE);
     let jwt = if jwt_path.exists() {
         warn_if_readable_by_others(&jwt_path);
         let pem = read(&jwt_path)?;
-        let der = PrivatePkcs8KeyDer::from_pem_slice(&pem).map_err(|e| {
-            AuthorityError::BadJwtKey {
+        let der =
+            PrivatePkcs8KeyDer::from_pem_slice(&pem).map_err(|e| AuthorityError::BadJwtKey {
                 path: jwt_path.clone(),
                 reason: format!("it holds no PKCS#8 PRIVATE KEY block ({e})"),
-            }
-        })?;
+            })?;
         JwtSigner::from_pkcs8(der.secret_pkcs8_der(), &jwt_path)?
     } else {
         let der = generate_p256_pkcs8()?;
@@ -767,7 +783,10 @@ fn write_private(path: &Path, contents: &[u8]) -> Result<(), AuthorityError> {
         path: path.to_owned(),
         source,
     };
-    let file_name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
     let tmp = path.with_file_name(format!(".{file_name}.tmp"));
     let mut file = fs::OpenOptions::new()
         .write(true)
@@ -837,7 +856,9 @@ fn load_federated(
             ));
         }
         if x509.get(td).is_some() {
-            return Err(fail("this trust domain is given more than one bundle".into()));
+            return Err(fail(
+                "this trust domain is given more than one bundle".into(),
+            ));
         }
         let bytes = read(path)?;
         let is_json = bytes

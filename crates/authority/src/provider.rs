@@ -94,10 +94,7 @@ impl DevProvider {
     }
 
     /// Issues one SVID per identity and builds the context, with the refresh time.
-    fn issue_context(
-        &self,
-        ids: &[SpiffeId],
-    ) -> Result<(X509Context, SystemTime), AuthorityError> {
+    fn issue_context(&self, ids: &[SpiffeId]) -> Result<(X509Context, SystemTime), AuthorityError> {
         let now = SystemTime::now();
         let svids = ids
             .iter()
@@ -218,7 +215,9 @@ impl ward_workload::IdentityProvider for DevProvider {
         let ids: Vec<SpiffeId> = match id {
             Some(wanted) if held.contains(wanted) => vec![wanted.clone()],
             Some(wanted) => {
-                return Err(NoIdentity(format!("the caller does not hold the identity {wanted}")).into())
+                return Err(
+                    NoIdentity(format!("the caller does not hold the identity {wanted}")).into(),
+                )
             }
             None => held,
         };
@@ -268,5 +267,7 @@ fn half_life(issued: SystemTime, not_after: SystemTime) -> SystemTime {
 /// The map stays usable even if a thread panicked while holding it: its contents are
 /// replaced whole, never left half-written.
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

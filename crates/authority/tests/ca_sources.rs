@@ -29,7 +29,11 @@ fn mode(path: &Path) -> u32 {
 }
 
 /// Writes a certificate (self-signed with `params`) and its key as PEM files.
-fn write_cert(dir: &Path, name: &str, params: &CertificateParams) -> (std::path::PathBuf, std::path::PathBuf) {
+fn write_cert(
+    dir: &Path,
+    name: &str,
+    params: &CertificateParams,
+) -> (std::path::PathBuf, std::path::PathBuf) {
     let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
     let cert = params.self_signed(&key).unwrap();
     let cert_path = dir.join(format!("{name}.pem"));
@@ -41,7 +45,9 @@ fn write_cert(dir: &Path, name: &str, params: &CertificateParams) -> (std::path:
 
 fn ca_params() -> CertificateParams {
     let mut params = CertificateParams::default();
-    params.distinguished_name.push(DnType::CommonName, "operator CA");
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "operator CA");
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     params
@@ -55,7 +61,13 @@ fn state_dir_restart_keeps_the_same_ca_and_jwt_key() {
     let token = first.mint_jwt_svid(&web(), &["api".into()]).unwrap();
     let svid = first.issue_x509_svid(&web()).unwrap();
     let first_ca = first.ca_certificate().clone();
-    let first_kid = first.jwt_bundle().authorities().next().unwrap().key_id().to_owned();
+    let first_kid = first
+        .jwt_bundle()
+        .authorities()
+        .next()
+        .unwrap()
+        .key_id()
+        .to_owned();
     drop(first);
 
     let second = Authority::new(config(CaSource::StateDir(dir.clone()))).unwrap();
@@ -69,7 +81,8 @@ fn state_dir_restart_keeps_the_same_ca_and_jwt_key() {
     // And so does a JWT-SVID minted before it (same key, same kid).
     let mut jwt = JwtBundleSet::new();
     jwt.insert(second.jwt_bundle());
-    JwtSvid::parse_and_validate(token.token(), &jwt, &["api"], std::time::SystemTime::now()).unwrap();
+    JwtSvid::parse_and_validate(token.token(), &jwt, &["api"], std::time::SystemTime::now())
+        .unwrap();
 }
 
 fn svid_ca(dir: &Path) -> rustls_pki_types::CertificateDer<'static> {
@@ -104,7 +117,10 @@ fn state_dir_with_a_certificate_but_no_key_is_refused() {
     let err = Authority::new(config(CaSource::StateDir(dir.clone())))
         .unwrap_err()
         .to_string();
-    assert!(err.contains("ca_key.pem") && err.contains("incomplete"), "{err}");
+    assert!(
+        err.contains("ca_key.pem") && err.contains("incomplete"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -123,7 +139,11 @@ fn state_dir_with_a_corrupt_jwt_key_names_the_file() {
 fn ca_from_files_issues_svids_that_chain_to_it() {
     let tmp = tempfile::tempdir().unwrap();
     let (cert, key) = write_cert(tmp.path(), "ca", &ca_params());
-    let a = Authority::new(config(CaSource::Files { cert: cert.clone(), key })).unwrap();
+    let a = Authority::new(config(CaSource::Files {
+        cert: cert.clone(),
+        key,
+    }))
+    .unwrap();
     assert_eq!(a.ca_certificate(), &svid_ca_file(&cert));
     let svid = a.issue_x509_svid(&web()).unwrap();
     assert_eq!(ward_spiffe::x509::check_leaf(svid.leaf()), vec![]);
@@ -139,13 +159,15 @@ fn ca_from_files_issues_svids_that_chain_to_it() {
 fn key_id(der: &[u8], subject: bool) -> Option<Vec<u8>> {
     use x509_parser::prelude::{FromDer, ParsedExtension, X509Certificate};
     let (_, cert) = X509Certificate::from_der(der).unwrap();
-    cert.extensions().iter().find_map(|e| match e.parsed_extension() {
-        ParsedExtension::SubjectKeyIdentifier(k) if subject => Some(k.0.to_vec()),
-        ParsedExtension::AuthorityKeyIdentifier(a) if !subject => {
-            a.key_identifier.as_ref().map(|k| k.0.to_vec())
-        }
-        _ => None,
-    })
+    cert.extensions()
+        .iter()
+        .find_map(|e| match e.parsed_extension() {
+            ParsedExtension::SubjectKeyIdentifier(k) if subject => Some(k.0.to_vec()),
+            ParsedExtension::AuthorityKeyIdentifier(a) if !subject => {
+                a.key_identifier.as_ref().map(|k| k.0.to_vec())
+            }
+            _ => None,
+        })
 }
 
 fn svid_ca_file(path: &Path) -> rustls_pki_types::CertificateDer<'static> {
@@ -160,9 +182,12 @@ fn non_ca_certificate_as_ca_is_refused_naming_the_file() {
     params.is_ca = IsCa::ExplicitNoCa;
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     let (cert, key) = write_cert(tmp.path(), "leaf", &params);
-    let err = Authority::new(config(CaSource::Files { cert: cert.clone(), key }))
-        .unwrap_err()
-        .to_string();
+    let err = Authority::new(config(CaSource::Files {
+        cert: cert.clone(),
+        key,
+    }))
+    .unwrap_err()
+    .to_string();
     assert!(err.contains(&cert.display().to_string()), "{err}");
     assert!(err.contains("not a CA certificate"), "{err}");
 }
@@ -184,18 +209,27 @@ fn ca_key_that_does_not_match_the_certificate_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let (cert, _) = write_cert(tmp.path(), "ca", &ca_params());
     let (_, other_key) = write_cert(tmp.path(), "other", &ca_params());
-    let err = Authority::new(config(CaSource::Files { cert, key: other_key.clone() }))
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains(&other_key.display().to_string()) && err.contains("does not match"), "{err}");
+    let err = Authority::new(config(CaSource::Files {
+        cert,
+        key: other_key.clone(),
+    }))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains(&other_key.display().to_string()) && err.contains("does not match"),
+        "{err}"
+    );
 }
 
 #[test]
 fn missing_ca_file_is_reported_with_its_path() {
     let tmp = tempfile::tempdir().unwrap();
     let cert = tmp.path().join("nope.pem");
-    let err = Authority::new(config(CaSource::Files { cert: cert.clone(), key: cert.clone() }))
-        .unwrap_err()
-        .to_string();
+    let err = Authority::new(config(CaSource::Files {
+        cert: cert.clone(),
+        key: cert.clone(),
+    }))
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("nope.pem"), "{err}");
 }

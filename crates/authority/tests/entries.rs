@@ -52,13 +52,19 @@ entries:
 #[test]
 fn entry_matches_by_uid() {
     let a = parse(ENTRIES).unwrap();
-    assert_eq!(ids(&a, &caller(1000, 1, None)), vec!["spiffe://example.org/by-uid"]);
+    assert_eq!(
+        ids(&a, &caller(1000, 1, None)),
+        vec!["spiffe://example.org/by-uid"]
+    );
 }
 
 #[test]
 fn entry_matches_by_gid() {
     let a = parse(ENTRIES).unwrap();
-    assert_eq!(ids(&a, &caller(7, 50, None)), vec!["spiffe://example.org/by-gid"]);
+    assert_eq!(
+        ids(&a, &caller(7, 50, None)),
+        vec!["spiffe://example.org/by-gid"]
+    );
 }
 
 #[test]
@@ -91,7 +97,8 @@ fn caller_matching_several_entries_gets_every_id_in_file_order() {
 fn entry_needs_every_selector_it_sets_to_match() {
     let a = parse(ENTRIES).unwrap();
     // uid and gid match by-all, the path does not.
-    assert!(!ids(&a, &caller(1000, 50, Some("/bin/sh"))).contains(&"spiffe://example.org/by-all".to_string()));
+    assert!(!ids(&a, &caller(1000, 50, Some("/bin/sh")))
+        .contains(&"spiffe://example.org/by-all".to_string()));
 }
 
 #[test]
@@ -120,7 +127,9 @@ fn fixed_assignment_gives_everyone_the_id() {
 #[test]
 fn entries_are_loaded_as_written() {
     let a = parse(ENTRIES).unwrap();
-    let Assignment::Entries(entries) = a else { panic!("not entries") };
+    let Assignment::Entries(entries) = a else {
+        panic!("not entries")
+    };
     assert_eq!(
         entries[3],
         Entry {
@@ -134,11 +143,13 @@ fn entries_are_loaded_as_written() {
 
 #[test]
 fn unknown_key_is_an_error_naming_its_line() {
-    let (line, msg) = error_line(
-        "entries:\n  - spiffe_id: spiffe://example.org/a\n    uid: 1\n    user: bob\n",
-    );
+    let (line, msg) =
+        error_line("entries:\n  - spiffe_id: spiffe://example.org/a\n    uid: 1\n    user: bob\n");
     assert_eq!(line, 4, "{msg}");
-    assert!(msg.contains("user") && msg.contains("entries.yaml"), "{msg}");
+    assert!(
+        msg.contains("user") && msg.contains("entries.yaml"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -158,11 +169,12 @@ fn invalid_spiffe_id_is_an_error_naming_its_line() {
 
 #[test]
 fn id_in_another_trust_domain_is_an_error_naming_its_line() {
-    let (line, msg) = error_line(
-        "entries:\n\n  - spiffe_id: spiffe://other.org/a\n    uid: 1\n",
-    );
+    let (line, msg) = error_line("entries:\n\n  - spiffe_id: spiffe://other.org/a\n    uid: 1\n");
     assert_eq!(line, 3, "{msg}");
-    assert!(msg.contains("other.org") && msg.contains("example.org"), "{msg}");
+    assert!(
+        msg.contains("other.org") && msg.contains("example.org"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -182,9 +194,8 @@ fn entry_without_selector_is_an_error_naming_its_line() {
 
 #[test]
 fn relative_executable_path_is_an_error() {
-    let (line, msg) = error_line(
-        "entries:\n  - spiffe_id: spiffe://example.org/a\n    path: bin/curl\n",
-    );
+    let (line, msg) =
+        error_line("entries:\n  - spiffe_id: spiffe://example.org/a\n    path: bin/curl\n");
     assert_eq!(line, 3, "{msg}");
     assert!(msg.contains("absolute"), "{msg}");
 }
@@ -197,25 +208,37 @@ fn negative_uid_is_an_error_naming_its_line() {
 
 #[test]
 fn file_without_entries_is_refused() {
-    assert!(matches!(parse("entries: []\n"), Err(EntriesError::Empty { .. })));
+    assert!(matches!(
+        parse("entries: []\n"),
+        Err(EntriesError::Empty { .. })
+    ));
 }
 
 #[test]
 fn missing_file_is_reported_with_its_path() {
     let err = Assignment::load_entries(Path::new("/nonexistent/entries.yaml")).unwrap_err();
-    assert!(err.to_string().contains("/nonexistent/entries.yaml"), "{err}");
+    assert!(
+        err.to_string().contains("/nonexistent/entries.yaml"),
+        "{err}"
+    );
 }
 
 #[test]
 fn load_entries_without_trust_domain_accepts_any_and_validate_checks_it() {
     let tmp = tempfile::tempdir().unwrap();
     let file = tmp.path().join("entries.yaml");
-    std::fs::write(&file, "entries:\n  - spiffe_id: spiffe://other.org/a\n    uid: 1\n").unwrap();
+    std::fs::write(
+        &file,
+        "entries:\n  - spiffe_id: spiffe://other.org/a\n    uid: 1\n",
+    )
+    .unwrap();
     let a = Assignment::load_entries(&file).unwrap();
     let err = a.validate(&td()).unwrap_err().to_string();
     assert!(err.contains("spiffe://other.org/a"), "{err}");
     assert!(a.validate(&TrustDomain::new("other.org").unwrap()).is_ok());
-    let located = Assignment::load_entries_for(&file, &td()).unwrap_err().to_string();
+    let located = Assignment::load_entries_for(&file, &td())
+        .unwrap_err()
+        .to_string();
     assert!(located.contains("line 2"), "{located}");
 }
 

@@ -8,7 +8,10 @@ use rustls_pki_types::UnixTime;
 use ward_authority::{Authority, AuthorityConfig, CaSource};
 use ward_spiffe::{JwtSvid, SpiffeBundle, SpiffeId, TrustDomain};
 
-fn authority(td: &str, federated: Vec<(TrustDomain, PathBuf)>) -> Result<Authority, ward_authority::AuthorityError> {
+fn authority(
+    td: &str,
+    federated: Vec<(TrustDomain, PathBuf)>,
+) -> Result<Authority, ward_authority::AuthorityError> {
     Authority::new(AuthorityConfig {
         trust_domain: TrustDomain::new(td).unwrap(),
         svid_ttl: Duration::from_secs(3600),
@@ -36,7 +39,10 @@ fn federated_spiffe_bundle_document_is_loaded_under_its_trust_domain() {
     std::fs::write(&file, doc.to_json()).unwrap();
 
     let ours = authority("example.org", vec![(other(), file)]).unwrap();
-    assert_eq!(ours.federated_x509().get(&other()), Some(&peer.x509_bundle()));
+    assert_eq!(
+        ours.federated_x509().get(&other()),
+        Some(&peer.x509_bundle())
+    );
     assert_eq!(ours.federated_jwt().get(&other()), Some(&peer.jwt_bundle()));
     let all = ours.x509_bundles();
     assert_eq!(all.len(), 2);
@@ -50,10 +56,18 @@ fn federated_spiffe_bundle_document_is_loaded_under_its_trust_domain() {
     assert_eq!(id.as_str(), "spiffe://other.org/db");
     // And so does its JWT-SVID.
     let token = peer
-        .mint_jwt_svid(&SpiffeId::new("spiffe://other.org/db").unwrap(), &["api".into()])
+        .mint_jwt_svid(
+            &SpiffeId::new("spiffe://other.org/db").unwrap(),
+            &["api".into()],
+        )
         .unwrap();
-    JwtSvid::parse_and_validate(token.token(), &ours.jwt_bundles(), &["api"], SystemTime::now())
-        .unwrap();
+    JwtSvid::parse_and_validate(
+        token.token(),
+        &ours.jwt_bundles(),
+        &["api"],
+        SystemTime::now(),
+    )
+    .unwrap();
 }
 
 #[test]
@@ -63,17 +77,30 @@ fn federated_pem_bundle_is_accepted() {
     let file = tmp.path().join("other.pem");
     std::fs::write(&file, peer.x509_bundle().to_pem()).unwrap();
     let ours = authority("example.org", vec![(other(), file)]).unwrap();
-    assert_eq!(ours.federated_x509().get(&other()), Some(&peer.x509_bundle()));
+    assert_eq!(
+        ours.federated_x509().get(&other()),
+        Some(&peer.x509_bundle())
+    );
     assert!(ours.federated_jwt().get(&other()).is_none());
 }
 
 #[test]
 fn conformance_spiffe_bundle_document_is_accepted() {
-    let file = PathBuf::from("/work/shared/conformance/bundle/spiffebundle/spiffebundle_valid_1.json");
+    let file =
+        PathBuf::from("/work/shared/conformance/bundle/spiffebundle/spiffebundle_valid_1.json");
     let td = TrustDomain::new("domain.test").unwrap();
     let ours = authority("example.org", vec![(td.clone(), file)]).unwrap();
-    assert_eq!(ours.federated_x509().get(&td).unwrap().authorities().len(), 1);
-    assert!(ours.federated_jwt().get(&td).unwrap().authorities().next().is_some());
+    assert_eq!(
+        ours.federated_x509().get(&td).unwrap().authorities().len(),
+        1
+    );
+    assert!(ours
+        .federated_jwt()
+        .get(&td)
+        .unwrap()
+        .authorities()
+        .next()
+        .is_some());
 }
 
 #[test]
@@ -84,7 +111,10 @@ fn unusable_federated_bundle_names_the_file_and_trust_domain() {
     let err = authority("example.org", vec![(other(), file.clone())])
         .unwrap_err()
         .to_string();
-    assert!(err.contains(&file.display().to_string()) && err.contains("other.org"), "{err}");
+    assert!(
+        err.contains(&file.display().to_string()) && err.contains("other.org"),
+        "{err}"
+    );
 
     let garbage = tmp.path().join("garbage.pem");
     std::fs::write(&garbage, "hello").unwrap();
@@ -96,9 +126,12 @@ fn unusable_federated_bundle_names_the_file_and_trust_domain() {
 
 #[test]
 fn missing_federated_bundle_file_names_the_file() {
-    let err = authority("example.org", vec![(other(), PathBuf::from("/nonexistent/b.json"))])
-        .unwrap_err()
-        .to_string();
+    let err = authority(
+        "example.org",
+        vec![(other(), PathBuf::from("/nonexistent/b.json"))],
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("/nonexistent/b.json"), "{err}");
 }
 
@@ -108,8 +141,11 @@ fn own_trust_domain_as_federated_is_refused() {
     let peer = authority("example.org", vec![]).unwrap();
     let file = tmp.path().join("same.pem");
     std::fs::write(&file, peer.x509_bundle().to_pem()).unwrap();
-    let err = authority("example.org", vec![(TrustDomain::new("example.org").unwrap(), file)])
-        .unwrap_err()
-        .to_string();
+    let err = authority(
+        "example.org",
+        vec![(TrustDomain::new("example.org").unwrap(), file)],
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("own trust domain"), "{err}");
 }

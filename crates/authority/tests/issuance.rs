@@ -31,18 +31,27 @@ fn parse<'a>(der: &'a CertificateDer<'_>) -> X509Certificate<'a> {
 #[test]
 fn issued_svid_breaks_no_leaf_rule() {
     let a = authority(Duration::from_secs(3600));
-    let svid = a.issue_x509_svid(&id("spiffe://example.org/ns/prod/sa/api")).unwrap();
-    assert_eq!(svid.spiffe_id().as_str(), "spiffe://example.org/ns/prod/sa/api");
+    let svid = a
+        .issue_x509_svid(&id("spiffe://example.org/ns/prod/sa/api"))
+        .unwrap();
+    assert_eq!(
+        svid.spiffe_id().as_str(),
+        "spiffe://example.org/ns/prod/sa/api"
+    );
     assert_eq!(ward_spiffe::x509::check_leaf(svid.leaf()), vec![]);
     // The SVID also goes through the full parser (chain + key) a workload runs.
-    let reparsed = ward_spiffe::X509Svid::parse_der(&svid.chain_der(), svid.private_key().secret_pkcs8_der());
+    let reparsed =
+        ward_spiffe::X509Svid::parse_der(&svid.chain_der(), svid.private_key().secret_pkcs8_der());
     assert!(reparsed.is_ok(), "{reparsed:?}");
 }
 
 #[test]
 fn ca_certificate_breaks_no_signing_rule() {
     let a = authority(Duration::from_secs(3600));
-    assert_eq!(ward_spiffe::x509::check_signing_cert(a.ca_certificate()), vec![]);
+    assert_eq!(
+        ward_spiffe::x509::check_signing_cert(a.ca_certificate()),
+        vec![]
+    );
     let ca = parse(a.ca_certificate());
     let bc = ca.basic_constraints().unwrap().unwrap();
     assert!(bc.value.ca);
@@ -74,10 +83,13 @@ fn issued_svid_chain_verifies_against_the_ca_bundle() {
     // And with rustls-webpki directly, for both TLS roles.
     let anchor = webpki::anchor_from_trusted_cert(a.ca_certificate()).unwrap();
     let leaf = webpki::EndEntityCert::try_from(svid.leaf()).unwrap();
-    for usage in [webpki::KeyUsage::server_auth(), webpki::KeyUsage::client_auth()] {
+    for usage in [
+        webpki::KeyUsage::server_auth(),
+        webpki::KeyUsage::client_auth(),
+    ] {
         leaf.verify_for_usage(
             webpki::ALL_VERIFICATION_ALGS,
-            &[anchor.clone()],
+            std::slice::from_ref(&anchor),
             &[],
             UnixTime::now(),
             usage,
@@ -162,7 +174,10 @@ fn every_issuance_has_a_new_key_and_a_new_serial() {
     let (l1, l2) = (parse(first.leaf()), parse(second.leaf()));
     assert_ne!(l1.public_key().raw, l2.public_key().raw);
     assert_ne!(l1.raw_serial(), l2.raw_serial());
-    assert_eq!(l1.public_key().algorithm.algorithm.to_id_string(), "1.2.840.10045.2.1");
+    assert_eq!(
+        l1.public_key().algorithm.algorithm.to_id_string(),
+        "1.2.840.10045.2.1"
+    );
 }
 
 #[test]
@@ -195,13 +210,19 @@ fn id_outside_the_trust_domain_is_not_issued() {
         .issue_x509_svid(&id("spiffe://other.org/web"))
         .unwrap_err()
         .to_string();
-    assert!(err.contains("spiffe://other.org/web") && err.contains("example.org"), "{err}");
+    assert!(
+        err.contains("spiffe://other.org/web") && err.contains("example.org"),
+        "{err}"
+    );
 }
 
 #[test]
 fn root_id_is_not_issued_as_a_workload_svid() {
     let a = authority(Duration::from_secs(3600));
-    let err = a.issue_x509_svid(&id("spiffe://example.org")).unwrap_err().to_string();
+    let err = a
+        .issue_x509_svid(&id("spiffe://example.org"))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("needs a path"), "{err}");
 }
 

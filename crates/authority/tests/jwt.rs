@@ -31,7 +31,9 @@ fn segment(token: &str, i: usize) -> serde_json::Value {
 #[test]
 fn jwt_svid_validates_against_the_jwt_bundle() {
     let a = authority();
-    let svid = a.mint_jwt_svid(&web(), &["api".into(), "db".into()]).unwrap();
+    let svid = a
+        .mint_jwt_svid(&web(), &["api".into(), "db".into()])
+        .unwrap();
     let mut bundles = JwtBundleSet::new();
     bundles.insert(a.jwt_bundle());
     for audience in ["api", "db"] {
@@ -41,8 +43,7 @@ fn jwt_svid_validates_against_the_jwt_bundle() {
         assert_eq!(checked.spiffe_id(), &web());
     }
     assert!(
-        JwtSvid::parse_and_validate(svid.token(), &bundles, &["other"], SystemTime::now())
-            .is_err()
+        JwtSvid::parse_and_validate(svid.token(), &bundles, &["other"], SystemTime::now()).is_err()
     );
 }
 
@@ -63,7 +64,13 @@ fn jwt_header_is_es256_with_kid_and_typ_only() {
     let a = authority();
     let svid = a.mint_jwt_svid(&web(), &["api".into()]).unwrap();
     let header = segment(svid.token(), 0);
-    let kid = a.jwt_bundle().authorities().next().unwrap().key_id().to_owned();
+    let kid = a
+        .jwt_bundle()
+        .authorities()
+        .next()
+        .unwrap()
+        .key_id()
+        .to_owned();
     assert_eq!(
         header,
         serde_json::json!({ "alg": "ES256", "kid": kid, "typ": "JWT" })
@@ -73,7 +80,10 @@ fn jwt_header_is_es256_with_kid_and_typ_only() {
 #[test]
 fn jwt_claims_are_sub_aud_array_exp_and_iat() {
     let a = authority();
-    let before = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let before = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let svid = a.mint_jwt_svid(&web(), &["api".into()]).unwrap();
     let claims = segment(svid.token(), 1);
     assert_eq!(claims["sub"], "spiffe://example.org/web");
@@ -87,7 +97,10 @@ fn jwt_claims_are_sub_aud_array_exp_and_iat() {
 
 #[test]
 fn jwt_svid_without_audience_is_refused() {
-    let err = authority().mint_jwt_svid(&web(), &[]).unwrap_err().to_string();
+    let err = authority()
+        .mint_jwt_svid(&web(), &[])
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("audience"), "{err}");
 }
 

@@ -49,7 +49,11 @@ fn entries() -> Assignment {
 
 fn serial(der: &[u8]) -> Vec<u8> {
     use x509_parser::prelude::{FromDer, X509Certificate};
-    X509Certificate::from_der(der).unwrap().1.raw_serial().to_vec()
+    X509Certificate::from_der(der)
+        .unwrap()
+        .1
+        .raw_serial()
+        .to_vec()
 }
 
 #[tokio::test]
@@ -58,8 +62,14 @@ async fn context_holds_every_identity_default_first_and_the_bundles() {
     let p = DevProvider::new(a.clone(), entries());
     let ctx = p.x509_context(&caller(1000)).unwrap().borrow().clone();
     let ids: Vec<&str> = ctx.svids.iter().map(|s| s.spiffe_id().as_str()).collect();
-    assert_eq!(ids, vec!["spiffe://example.org/app", "spiffe://example.org/shared"]);
-    assert_eq!(ctx.default_svid().unwrap().spiffe_id().as_str(), "spiffe://example.org/app");
+    assert_eq!(
+        ids,
+        vec!["spiffe://example.org/app", "spiffe://example.org/shared"]
+    );
+    assert_eq!(
+        ctx.default_svid().unwrap().spiffe_id().as_str(),
+        "spiffe://example.org/app"
+    );
     assert_eq!(ctx.bundles.get(a.trust_domain()), Some(&a.x509_bundle()));
     for svid in &ctx.svids {
         assert_eq!(ward_spiffe::x509::check_leaf(svid.leaf()), vec![]);
@@ -75,7 +85,10 @@ async fn callers_with_the_same_identities_share_one_context() {
     // A caller with other identities gets its own SVIDs.
     let other = p.x509_context(&caller(0)).unwrap().borrow().clone();
     let ids: Vec<&str> = other.svids.iter().map(|s| s.spiffe_id().as_str()).collect();
-    assert_eq!(ids, vec!["spiffe://example.org/shared", "spiffe://example.org/admin"]);
+    assert_eq!(
+        ids,
+        vec!["spiffe://example.org/shared", "spiffe://example.org/admin"]
+    );
     assert_ne!(other.svids[0].leaf(), first.svids[1].leaf());
 }
 
@@ -173,9 +186,14 @@ async fn bundles_include_federated_trust_domains() {
 async fn jwt_svids_are_minted_for_every_identity_of_the_caller() {
     let a = authority(Duration::from_secs(3600), vec![]);
     let p = DevProvider::new(a.clone(), entries());
-    let svids = p.mint_jwt_svids(&caller(1000), &["api".into()], None).unwrap();
+    let svids = p
+        .mint_jwt_svids(&caller(1000), &["api".into()], None)
+        .unwrap();
     let ids: Vec<&str> = svids.iter().map(|s| s.spiffe_id().as_str()).collect();
-    assert_eq!(ids, vec!["spiffe://example.org/app", "spiffe://example.org/shared"]);
+    assert_eq!(
+        ids,
+        vec!["spiffe://example.org/app", "spiffe://example.org/shared"]
+    );
     let bundles = p.jwt_bundles(&caller(1000)).unwrap().borrow().clone();
     for svid in &svids {
         JwtSvid::parse_and_validate(svid.token(), &bundles, &["api"], SystemTime::now()).unwrap();
@@ -201,7 +219,10 @@ async fn jwt_svid_for_an_identity_not_held_is_denied() {
         .mint_jwt_svids(&caller(1000), &["api".into()], Some(&admin))
         .unwrap_err();
     assert!(matches!(err, ProviderError::NoIdentity(_)), "{err}");
-    assert!(err.to_string().contains("spiffe://example.org/admin"), "{err}");
+    assert!(
+        err.to_string().contains("spiffe://example.org/admin"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -221,6 +242,9 @@ async fn fixed_assignment_serves_every_caller() {
     );
     for uid in [0, 1000, 65534] {
         let ctx = p.x509_context(&caller(uid)).unwrap().borrow().clone();
-        assert_eq!(ctx.svids[0].spiffe_id().as_str(), "spiffe://example.org/everyone");
+        assert_eq!(
+            ctx.svids[0].spiffe_id().as_str(),
+            "spiffe://example.org/everyone"
+        );
     }
 }

@@ -71,20 +71,33 @@ async fn workload_gets_its_svids_over_the_socket() {
         .unwrap()
         .unwrap();
     let ids: Vec<&str> = ctx.svids.iter().map(|s| s.spiffe_id().as_str()).collect();
-    assert_eq!(ids, vec!["spiffe://example.org/test", "spiffe://example.org/second"]);
+    assert_eq!(
+        ids,
+        vec!["spiffe://example.org/test", "spiffe://example.org/second"]
+    );
     let peer =
         ward_spiffe::verify_chain(ctx.svids[0].chain(), &ctx.bundles, UnixTime::now()).unwrap();
     assert_eq!(peer.as_str(), "spiffe://example.org/test");
-    assert_eq!(ctx.bundles.get(r.authority.trust_domain()), Some(&r.authority.x509_bundle()));
+    assert_eq!(
+        ctx.bundles.get(r.authority.trust_domain()),
+        Some(&r.authority.x509_bundle())
+    );
 
     let bundles = r.client.fetch_x509_bundles().await.unwrap();
-    assert_eq!(bundles.get(r.authority.trust_domain()), Some(&r.authority.x509_bundle()));
+    assert_eq!(
+        bundles.get(r.authority.trust_domain()),
+        Some(&r.authority.x509_bundle())
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workload_gets_jwt_svids_that_validate_with_the_served_bundles() {
     let r = serve(Duration::from_secs(3600), 0).await;
-    let svids = r.client.fetch_jwt_svids(&["api".into()], None).await.unwrap();
+    let svids = r
+        .client
+        .fetch_jwt_svids(&["api".into()], None)
+        .await
+        .unwrap();
     assert_eq!(svids.len(), 2);
     let bundles = r.client.fetch_jwt_bundles().await.unwrap();
     for svid in &svids {
@@ -96,7 +109,10 @@ async fn workload_gets_jwt_svids_that_validate_with_the_served_bundles() {
 async fn workload_without_entry_is_denied() {
     let r = serve(Duration::from_secs(3600), 1).await;
     let err = r.client.fetch_x509_context().await.unwrap_err();
-    assert!(err.to_string().to_lowercase().contains("no identity"), "{err}");
+    assert!(
+        err.to_string().to_lowercase().contains("no identity"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
