@@ -117,6 +117,14 @@ pub enum AuthorityError {
         /// What is wrong.
         reason: String,
     },
+    /// A key or the CA certificate could not be generated.
+    #[error("cannot generate the {what}: {reason}")]
+    Generate {
+        /// What was being generated.
+        what: &'static str,
+        /// Why it failed.
+        reason: String,
+    },
     /// An SVID could not be issued for this ID.
     #[error("cannot issue an SVID for {id}: {reason}")]
     Issue {
@@ -212,7 +220,7 @@ impl Authority {
             ),
             CaSource::StateDir(dir) => load_or_create_state(dir, td)?,
             CaSource::Files { cert, key } => (
-                Ca::load(cert, key)?,
+                Ca::load(td, cert, key)?,
                 JwtSigner::from_pkcs8(&generate_p256_pkcs8()?, Path::new("(generated)"))?,
             ),
         };
@@ -348,7 +356,7 @@ impl Authority {
         // Validated with the same code a relying party runs, against our own bundle.
         let svid = JwtSvid::parse_and_validate(&token, &own, &[first_audience.as_str()], now)
             .map_err(|e| issue_err(format!("the minted token fails validation: {e}")))?;
-        tracing::info!(spiffe_id = %id, audience = ?audience, exp, "minted JWT-SVID");
+        tracing::debug!(spiffe_id = %id, audience = ?audience, exp, "minted JWT-SVID");
         Ok(svid)
     }
     /// The JWT bundle of the authority's own trust domain.
@@ -394,6 +402,7 @@ impl Ca {
         let (cert_pem, key_pem) = generate_ca_pem(td)?;
         let generated = Path::new("(generated CA)");
         Self::from_pem(
+            td,
             cert_pem.as_bytes(),
             generated,
             key_pem.as_bytes(),
@@ -402,16 +411,17 @@ impl Ca {
     }
 
     /// Loads and validates a CA certificate and key from PEM files.
-    fn load(cert_path: &Path, key_path: &Path) -> Result<Self, AuthorityError> {
+    fn load(td: &TrustDomain, cert_path: &Path, key_path: &Path) -> Result<Self, AuthorityError> {
         let cert_pem = read(cert_path)?;
         let key_pem = read(key_path)?;
-        Self::from_pem(&cert_pem, cert_path, &key_pem, key_path)
+        Self::from_pem(td, &cert_pem, cert_path, &key_pem, key_path)
     }
 
     /// Validates that `cert_pem` is a CA certificate that may sign SVIDs and that
     /// `key_pem` is its private key. Generated and loaded CAs go through the same
     /// checks, so a file that works once works after every restart.
     fn from_pem(
+        td: &TrustDomain,
         cert_pem: &[u8],
         cert_path: &Path,
         key_pem: &[u8],
@@ -438,7 +448,7 @@ impl Ca {
         }
         let (_, parsed) = X509Certificate::from_der(&cert)
             .map_err(|e| bad_cert(format!("the certificate does not parse ({e})")))?;
-        check_ca_cert(&parsed).map_err(bad_cert)?;
+        check_ca_cert(&parsed, td).map_err(bad_cert)?;
         let not_after = system_time(parsed.validity().not_after.timestamp());
         if not_after <= SystemTime::now() {
             return Err(bad_cert(format!("it expired at {}", humanize(not_after))));
@@ -480,7 +490,7 @@ impl Ca {
 
 /// X509-SVID.md §3.2, §4.1, §4.3: a signing certificate has cA=true and keyCertSign;
 /// if it carries a SPIFFE ID, that ID has no path.
-fn check_ca_cert(cert: &X509Certificate<'_>) -> Result<(), String> {
+fn check_ca_cert(cert: &X509Certificate<'_>, td: &TrustDomain) -> Result<(), String> {
     let is_ca = cert
         .basic_constraints()
         .map_err(|e| format!("its basicConstraints extension is malformed ({e})"))?
@@ -521,6 +531,14 @@ fn check_ca_cert(cert: &X509Certificate<'_>) -> Result<(), String> {
                         return Err(format!(
                             "its SPIFFE ID {uri} has a path; a signing certificate's SPIFFE ID \
                              must not (X509-SVID.md §3.2)"
+                        ));
+                    }
+                    // A CA naming another trust domain would sign SVIDs that verifiers
+                    // of this trust domain's bundle were never meant to accept.
+                    if id.trust_domain_str() != td.as_str() {
+                        return Err(format!(
+                            "its SPIFFE ID {uri} names another trust domain than {td}, the \
+                             one this authority issues for"
                         ));
                     }
                 }
@@ -586,8 +604,8 @@ fn subject_key_identifier(cert: &X509Certificate<'_>) -> Option<Vec<u8>> {
 
 /// A self-signed P-256 CA certificate and key, as PEM.
 fn generate_ca_pem(td: &TrustDomain) -> Result<(String, String), AuthorityError> {
-    let fail = |reason: String| AuthorityError::Issue {
-        id: td.id_string(),
+    let fail = |reason: String| AuthorityError::Generate {
+        what: "CA certificate",
         reason,
     };
     let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
@@ -706,7 +724,10 @@ impl JwtSigner {
 fn generate_p256_pkcs8() -> Result<Vec<u8>, AuthorityError> {
     KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
         .map(|k| k.serialize_der())
-        .map_err(|e| AuthorityError::Config(format!("key generation failed: {e}")))
+        .map_err(|e| AuthorityError::Generate {
+            what: "JWT signing key",
+            reason: e.to_string(),
+        })
 }
 
 // === State directory ===
@@ -726,7 +747,7 @@ fn load_or_create_state(dir: &Path, td: &TrustDomain) -> Result<(Ca, JwtSigner),
     let ca = match (cert_path.exists(), key_path.exists()) {
         (true, true) => {
             warn_if_readable_by_others(&key_path);
-            Ca::load(&cert_path, &key_path)?
+            Ca::load(td, &cert_path, &key_path)?
         }
         (true, false) => {
             return Err(AuthorityError::IncompleteState {
@@ -750,6 +771,7 @@ fn load_or_create_state(dir: &Path, td: &TrustDomain) -> Result<(Ca, JwtSigner),
             write_private(&cert_path, cert_pem.as_bytes())?;
             tracing::info!(dir = %dir.display(), "created a new CA in the state directory");
             Ca::from_pem(
+                td,
                 cert_pem.as_bytes(),
                 &cert_path,
                 key_pem.as_bytes(),

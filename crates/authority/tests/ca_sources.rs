@@ -233,3 +233,49 @@ fn missing_ca_file_is_reported_with_its_path() {
     .to_string();
     assert!(err.contains("nope.pem"), "{err}");
 }
+
+#[test]
+fn ca_of_another_trust_domain_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut params = ca_params();
+    params.subject_alt_names = vec![rcgen::SanType::URI(
+        rcgen::string::Ia5String::try_from("spiffe://other.org").unwrap(),
+    )];
+    let (cert, key) = write_cert(tmp.path(), "ca", &params);
+    let err = Authority::new(config(CaSource::Files { cert, key }))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("spiffe://other.org") && err.contains("example.org"),
+        "{err}"
+    );
+}
+
+#[test]
+fn state_dir_ca_is_checked_like_any_ca_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("state");
+    Authority::new(config(CaSource::StateDir(dir.clone()))).unwrap();
+    // Started again for another trust domain, the stored CA (spiffe://example.org) is
+    // refused instead of silently issuing for a trust domain it does not name.
+    let mut other = config(CaSource::StateDir(dir.clone()));
+    other.trust_domain = TrustDomain::new("other.org").unwrap();
+    let err = Authority::new(other).unwrap_err().to_string();
+    assert!(err.contains("ca.pem") && err.contains("other.org"), "{err}");
+}
+
+#[test]
+fn expired_ca_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut params = ca_params();
+    params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    let (cert, key) = write_cert(tmp.path(), "old_ca", &params);
+    let err = Authority::new(config(CaSource::Files { cert, key }))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("old_ca.pem") && err.contains("expired at 2021-01-01"),
+        "{err}"
+    );
+}
