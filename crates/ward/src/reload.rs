@@ -9,7 +9,7 @@
 //! debounced (100 ms) and a reload only happens when the file's bytes differ from the
 //! last ones read, so unrelated files in the same directory cost one read, no reload.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -241,6 +241,7 @@ impl PolicyReloader {
 mod tests {
     use super::*;
     use crate::policy::Request;
+    use std::path::Path;
     use ward_spiffe::SpiffeId;
 
     const V1: &str = "rules:\n  - name: v1\n    listener: api\n    allow: [spiffe://example.org/a]\n";

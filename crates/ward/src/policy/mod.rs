@@ -178,6 +178,22 @@ impl Policy {
 
     /// Parses and validates policy text; `file` names it in errors.
     pub fn from_yaml(text: &str, file: &str) -> Result<Self, PolicyError> {
+        let blank = text
+            .lines()
+            .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'));
+        if blank {
+            // A half-written save or a bad mount, not a decision to deny everything.
+            return Err(PolicyError::Invalid {
+                problems: vec![Problem {
+                    file: file.to_owned(),
+                    line: None,
+                    field: String::new(),
+                    message: "the policy file is empty; write `rules: []` to deny everything \
+                              on purpose"
+                        .into(),
+                }],
+            });
+        }
         let raw: RawPolicy = yaml::parse(text, file).map_err(|problem| PolicyError::Invalid {
             problems: vec![problem],
         })?;
