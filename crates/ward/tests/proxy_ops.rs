@@ -121,7 +121,7 @@ async fn policy_reload_applies_a_good_file_and_keeps_the_old_policy_on_a_broken_
     assert_eq!(status("/b/1").await, 200, "good policy not applied");
     assert_eq!(status("/a/1").await, 403);
     std::fs::write(&policy, "rules:\n  - name: broken\n    allow: [\"not-a-spiffe-id\"]\n").unwrap();
-    wait_for(Duration::from_secs(10), || log_of(dir.path(), "run").contains("policy not reloaded"), "reload error log");
+    wait_for(Duration::from_secs(10), || log_of(dir.path(), "run").contains("policy reload refused"), "reload error log");
     assert_eq!(status("/b/1").await, 200, "broken policy replaced the good one");
     let (_, metrics) = plain_get(admin, "/metrics", &[]).await.unwrap();
     assert!(metrics.contains("ward_policy_reloads_total{result=\"ok\"} 1"), "{metrics}");
@@ -163,4 +163,59 @@ async fn sigterm_drains_in_flight_requests_then_exits_zero() {
     }
     assert_eq!(w.wait_exit(Duration::from_secs(10)), Some(0));
     assert!(std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)).is_err());
+}
+
+fn fetch_x509(dir: &std::path::Path, socket: &std::path::Path, out: &std::path::Path) {
+    let status = std::process::Command::new(ward_bin())
+        .args(["fetch", "x509", "--socket", &socket_uri(socket), "--write", &path_str(out)])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .current_dir(dir)
+        .status()
+        .unwrap();
+    assert!(status.success(), "ward fetch x509 failed");
+}
+
+#[tokio::test]
+async fn identity_files_are_reloaded_on_change_and_a_broken_file_keeps_the_previous_identity() {
+    let app = start_echo_tcp().await;
+    let dir = tempdir();
+    // ward dev hands out the same SVID until half its lifetime: 10 s, re-fetched at 5.5 s.
+    let _dev = start_dev(dir.path(), &[("server.sock", SERVER), ("client.sock", CLIENT)], &["--svid-ttl", "10s"]);
+    let files = dir.path().join("files");
+    fetch_x509(dir.path(), &dir.path().join("server.sock"), &files);
+    let port = free_port();
+    let admin = local(free_port());
+    let (listen, admin_s, target) = (local(port).to_string(), admin.to_string(), app.to_string());
+    let (cert, key, bundle) = (files.join("svid.pem"), files.join("svid_key.pem"), files.join("bundle.pem"));
+    let _w = spawn_ward(
+        dir.path(),
+        "inbound",
+        &[
+            "inbound", "--listen", &listen, "--target", &target, "--allow", CLIENT, "--protocol", "http",
+            "--cert", &path_str(&cert), "--key", &path_str(&key), "--bundle", &path_str(&bundle), "--admin", &admin_s,
+        ],
+    );
+    wait_port(local(port));
+    let client = source(&dir.path().join("client.sock")).await;
+    let serial = || async {
+        let (_, c) = plain_get(admin, "/config", &[]).await.unwrap();
+        serde_json::from_str::<serde_json::Value>(&c).unwrap()["identity"]["serial"].as_str().unwrap().to_owned()
+    };
+    let first = serial().await;
+    assert_eq!(mtls_request(local(port), &client, false, get("https://localhost/")).await.unwrap().0, 200);
+    // New files: picked up without a restart.
+    tokio::time::sleep(Duration::from_millis(5500)).await;
+    fetch_x509(dir.path(), &dir.path().join("server.sock"), &files);
+    let end = Instant::now() + Duration::from_secs(10);
+    while serial().await == first && Instant::now() < end {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let second = serial().await;
+    assert_ne!(second, first, "new identity files were not picked up");
+    // A broken certificate file: the previous identity stays and keeps serving.
+    std::fs::write(&cert, "not a certificate").unwrap();
+    wait_for(Duration::from_secs(10), || log_of(dir.path(), "inbound").contains("identity files not reloaded"), "reload error");
+    assert_eq!(serial().await, second);
+    assert_eq!(mtls_request(local(port), &client, false, get("https://localhost/")).await.unwrap().0, 200);
 }

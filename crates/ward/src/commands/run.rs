@@ -12,6 +12,7 @@ use super::CmdResult;
 use crate::config::Config;
 use crate::policy::{Policy, PolicyHandle};
 use crate::proxy::{identity, Metrics, Proxy};
+use crate::reload::PolicyReloader;
 
 /// Arguments of `ward run`.
 #[derive(Debug, clap::Args)]
@@ -55,7 +56,9 @@ pub async fn serve(config: Config, policy: Policy) -> CmdResult {
     let policy = PolicyHandle::new(policy);
     let source = identity::start(&config.identity).await?;
     if let Some(path) = &config.policy_file {
-        watch_policy(path.clone(), policy.clone(), metrics.clone());
+        let reloader = PolicyReloader::new(policy.clone(), path.clone());
+        reloader.spawn()?;
+        metrics.follow_policy_reloads(reloader.stats());
     }
     let proxy = Proxy::bind(&config, source, policy, metrics).await?;
     proxy.run(shutdown_signal()).await;
@@ -78,69 +81,4 @@ pub async fn shutdown_signal() {
             let _ = tokio::signal::ctrl_c().await;
         }
     }
-}
-
-/// Reloads the policy file on change and on SIGHUP: validated first, swapped
-/// atomically; a broken file is logged and the policy in force stays.
-fn watch_policy(path: PathBuf, handle: Arc<PolicyHandle>, metrics: Arc<Metrics>) {
-    use notify::Watcher;
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
-    let hup_tx = tx.clone();
-    let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if event.is_ok() {
-            let _ = tx.try_send(());
-        }
-    });
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
-        _ => PathBuf::from("."),
-    };
-    let watcher = match watcher {
-        Ok(mut w) => match w.watch(&dir, notify::RecursiveMode::NonRecursive) {
-            Ok(()) => Some(w),
-            Err(e) => {
-                tracing::warn!(dir = %dir.display(), error = %e, "cannot watch the policy file; SIGHUP still reloads it");
-                None
-            }
-        },
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot watch the policy file; SIGHUP still reloads it");
-            None
-        }
-    };
-    tokio::spawn(async move {
-        use tokio::signal::unix::{signal, SignalKind};
-        let Ok(mut hup) = signal(SignalKind::hangup()) else { return };
-        loop {
-            if hup.recv().await.is_none() {
-                return;
-            }
-            let _ = hup_tx.try_send(());
-        }
-    });
-    tokio::spawn(async move {
-        let _watcher = watcher;
-        let mut last: Option<Vec<u8>> = std::fs::read(&path).ok();
-        while rx.recv().await.is_some() {
-            // Editors write in several steps: let the file settle.
-            tokio::time::sleep(std::time::Duration::from_millis(150)).await;
-            while rx.try_recv().is_ok() {}
-            let now = std::fs::read(&path).ok();
-            if now.is_some() && now == last {
-                continue;
-            }
-            last = now;
-            match Policy::load(&path) {
-                Ok(p) => {
-                    handle.store(p);
-                    metrics.policy_reload(true);
-                    tracing::info!(file = %path.display(), "policy reloaded");
-                }
-                Err(e) => {
-                    metrics.policy_reload(false);
-                    tracing::error!(file = %path.display(), error = %e, "policy not reloaded; the previous policy stays in force");
-                }
-            }
-        }
-    });
 }

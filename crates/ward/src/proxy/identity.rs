@@ -119,7 +119,16 @@ fn watch_files(source: X509Source, cert: PathBuf, key: PathBuf, bundle: PathBuf)
     use notify::Watcher;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if event.is_ok() {
+        // Reading the files (our own reload included) is not a change; anything else
+        // (write, create, rename, remove, a watcher error) is re-checked.
+        let change = match event {
+            Ok(e) => !matches!(
+                e.kind,
+                notify::EventKind::Access(a) if a != notify::event::AccessKind::Close(notify::event::AccessMode::Write)
+            ),
+            Err(_) => true,
+        };
+        if change {
             let _ = tx.try_send(());
         }
     })
@@ -144,8 +153,14 @@ fn watch_files(source: X509Source, cert: PathBuf, key: PathBuf, bundle: PathBuf)
             // Writers replace three files one after another: wait for them to settle.
             tokio::time::sleep(Duration::from_millis(200)).await;
             while rx.try_recv().is_ok() {}
-            let result = load_files(&cert, &key, &bundle)
-                .and_then(|ctx| source.publish(ctx).map_err(IdentityError::Refused));
+            let loaded = load_files(&cert, &key, &bundle);
+            if let (Ok(ctx), Some(current)) = (&loaded, source.svid()) {
+                let same = ctx.default_svid().is_some_and(|s| s.chain() == current.chain());
+                if same && ctx.bundles == *source.bundles() {
+                    continue;
+                }
+            }
+            let result = loaded.and_then(|ctx| source.publish(ctx).map_err(IdentityError::Refused));
             match result {
                 Ok(()) => tracing::info!(cert = %cert.display(), "identity files reloaded"),
                 Err(e) => tracing::warn!(error = %e, "identity files not reloaded; keeping the previous identity"),

@@ -3,7 +3,7 @@
 //! path only increments atomics, it never formats labels or takes the family's lock.
 
 use std::sync::atomic::AtomicU64;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::SystemTime;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -11,6 +11,8 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+
+use crate::reload::ReloadStats;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct ListenerLabel {
@@ -55,6 +57,7 @@ pub struct Metrics {
     svid_expiry: Gauge<f64, AtomicU64>,
     svid_rotations: Counter,
     policy_reloads: Family<ResultLabel, Counter>,
+    reload_stats: OnceLock<Arc<ReloadStats>>,
 }
 
 /// The pre-created series of one listener.
@@ -115,6 +118,7 @@ impl Metrics {
             svid_expiry: Gauge::default(),
             svid_rotations: Counter::default(),
             policy_reloads: Family::default(),
+            reload_stats: OnceLock::new(),
         };
         registry.register(
             "connections_accepted",
@@ -212,10 +216,15 @@ impl Metrics {
         self.svid_rotations.inc();
     }
 
-    /// Counts one policy reload.
-    pub fn policy_reload(&self, ok: bool) {
-        let result = if ok { "ok" } else { "error" };
-        self.policy_reloads.get_or_create(&ResultLabel { result }).inc();
+    /// Exports the reloader's counters as `ward_policy_reloads_total`.
+    pub fn follow_policy_reloads(&self, stats: Arc<ReloadStats>) {
+        let _ = self.reload_stats.set(stats);
+    }
+
+    /// Brings a counter up to `target` (the reloader counts; we mirror at scrape time).
+    fn mirror(&self, result: &'static str, target: u64) {
+        let c = self.policy_reloads.get_or_create(&ResultLabel { result }).clone();
+        c.inc_by(target.saturating_sub(c.get()));
     }
 
     /// The Prometheus text exposition, with the SVID expiry computed now.
@@ -224,6 +233,9 @@ impl Metrics {
             .and_then(|t| t.duration_since(SystemTime::now()).ok())
             .map_or(0.0, |d| d.as_secs_f64());
         self.svid_expiry.set(left);
+        let (ok, errors) = self.reload_stats.get().map_or((0, 0), |s| (s.ok(), s.errors()));
+        self.mirror("ok", ok);
+        self.mirror("error", errors);
         let mut out = String::new();
         if let Ok(registry) = self.registry.lock() {
             if prometheus_client::encoding::text::encode(&mut out, &registry).is_err() {
@@ -246,7 +258,9 @@ mod tests {
         l.authz(Some("frontend"), true);
         l.authz(None, false);
         l.bytes_in.inc_by(10);
-        m.policy_reload(false);
+        let stats = Arc::new(ReloadStats::default());
+        stats.errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        m.follow_policy_reloads(stats);
         let text = m.encode(None);
         assert!(text.contains("ward_connections_accepted_total{listener=\"api\"} 1"));
         assert!(text.contains(
