@@ -8,10 +8,10 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, Criterion};
 use ward_spiffe::SpiffeId;
 
-#[allow(dead_code)]
+#[allow(dead_code, unused_imports)]
 #[path = "../src/config/mod.rs"]
 mod config;
-#[allow(dead_code)]
+#[allow(dead_code, unused_imports)]
 #[path = "../src/policy/mod.rs"]
 mod policy;
 
@@ -52,7 +52,12 @@ fn bench(c: &mut Criterion) {
         let policy = policy_of(n);
         let cases = [
             ("first rule allows", &first, None, None),
-            ("last rule allows (http)", &last, Some("GET"), Some("/v1/users/7?x=1")),
+            (
+                "last rule allows (http)",
+                &last,
+                Some("GET"),
+                Some("/v1/users/7?x=1"),
+            ),
             ("default deny", &stranger, None, None),
         ];
         for (case, peer, method, path) in cases {

@@ -244,9 +244,11 @@ mod tests {
     use std::path::Path;
     use ward_spiffe::SpiffeId;
 
-    const V1: &str = "rules:\n  - name: v1\n    listener: api\n    allow: [spiffe://example.org/a]\n";
+    const V1: &str =
+        "rules:\n  - name: v1\n    listener: api\n    allow: [spiffe://example.org/a]\n";
     const V2: &str = "rules:\n  - name: v2\n    listener: api\n    allow: [spiffe://example.org/a]\n  - name: other\n    listener: api\n    allow: [spiffe://example.org/b]\n";
-    const BROKEN: &str = "rules:\n  - name: v3\n    listener: api\n    allow: [\"spiffe://example.org/**/a\"]\n";
+    const BROKEN: &str =
+        "rules:\n  - name: v3\n    listener: api\n    allow: [\"spiffe://example.org/**/a\"]\n";
 
     /// The rule that allows `spiffe://example.org/a` on `api` now.
     fn deciding_rule(handle: &PolicyHandle) -> Option<String> {
@@ -257,7 +259,11 @@ mod tests {
             method: None,
             path: None,
         };
-        handle.current().decide(&request).rule.map(|r| r.to_string())
+        handle
+            .current()
+            .decide(&request)
+            .rule
+            .map(|r| r.to_string())
     }
 
     /// Writes `text` to `path` the way editors do: a new file renamed over the old.
@@ -331,7 +337,10 @@ mod tests {
 
         std::fs::write(&path, BROKEN).unwrap();
         let err = reloader.reload().unwrap_err().to_string();
-        assert!(err.contains("rules[0] (v3).allow[0]") && err.contains("last segment"), "{err}");
+        assert!(
+            err.contains("rules[0] (v3).allow[0]") && err.contains("last segment"),
+            "{err}"
+        );
         assert_eq!(deciding_rule(&handle).as_deref(), Some("v1"));
         assert_eq!(reloader.stats().errors(), 1);
 

@@ -4,7 +4,9 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn example(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../config").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../config")
+        .join(name)
 }
 
 fn validate(name: &str) -> String {
@@ -28,15 +30,24 @@ fn validate(name: &str) -> String {
 #[test]
 fn sidecar_example_is_valid() {
     let text = validate("sidecar.yaml");
-    assert!(text.contains("inbound api: 0.0.0.0:8443 -> 127.0.0.1:8080 (http"), "{text}");
+    assert!(
+        text.contains("inbound api: 0.0.0.0:8443 -> 127.0.0.1:8080 (http"),
+        "{text}"
+    );
     assert!(!text.contains("warning"), "{text}");
 }
 
 #[test]
 fn egress_example_is_valid() {
     let text = validate("egress.yaml");
-    assert!(text.contains("outbound payments: 127.0.0.1:9001 -> payments.prod.svc:8443"), "{text}");
-    assert!(text.contains("outbound egress: 127.0.0.1:3128 http proxy, 2 routes"), "{text}");
+    assert!(
+        text.contains("outbound payments: 127.0.0.1:9001 -> payments.prod.svc:8443"),
+        "{text}"
+    );
+    assert!(
+        text.contains("outbound egress: 127.0.0.1:3128 http proxy, 2 routes"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -53,13 +64,32 @@ fn example_policy_decides_as_its_comments_say() {
             .env_remove("WARD_CONFIG")
             .args(["policy", "check", "--policy"])
             .arg(example("policy.yaml"))
-            .args(["--listener", "api", "--id", id, "--method", method, "--path", path])
+            .args([
+                "--listener",
+                "api",
+                "--id",
+                id,
+                "--method",
+                method,
+                "--path",
+                path,
+            ])
             .output()
             .unwrap()
     };
-    let out = check("spiffe://example.org/ns/prod/sa/frontend", "GET", "/v1/users");
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "allow (rule frontend-reads-api)");
+    let out = check(
+        "spiffe://example.org/ns/prod/sa/frontend",
+        "GET",
+        "/v1/users",
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "allow (rule frontend-reads-api)"
+    );
     let out = check("spiffe://example.org/ns/legacy/sa/x", "GET", "/v1/users");
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "deny (rule block-legacy)");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "deny (rule block-legacy)"
+    );
     assert_eq!(out.status.code(), Some(1));
 }

@@ -29,9 +29,7 @@ fn validate(config: &str, policy: Option<&str>) -> (i32, String) {
 const POLICY: &str = "rules:\n  - {name: r, listener: api, allow: [spiffe://example.org/a]}\n";
 
 fn inbound(extra: &str) -> String {
-    format!(
-        "policy_file: policy.yaml\ninbound:\n  - name: api\n    listen: 0.0.0.0:8443\n{extra}"
-    )
+    format!("policy_file: policy.yaml\ninbound:\n  - name: api\n    listen: 0.0.0.0:8443\n{extra}")
 }
 
 fn refused(config: &str, expected: &[&str]) {
@@ -44,10 +42,19 @@ fn refused(config: &str, expected: &[&str]) {
 
 #[test]
 fn valid_config_prints_a_summary() {
-    let (code, text) = validate(&inbound("    target: 127.0.0.1:8080\n    protocol: http\n"), Some(POLICY));
+    let (code, text) = validate(
+        &inbound("    target: 127.0.0.1:8080\n    protocol: http\n"),
+        Some(POLICY),
+    );
     assert_eq!(code, 0, "{text}");
-    assert!(text.contains("inbound api: 0.0.0.0:8443 -> 127.0.0.1:8080 (http"), "{text}");
-    assert!(text.contains("identity: Workload API at unix:///tmp/agent.sock"), "{text}");
+    assert!(
+        text.contains("inbound api: 0.0.0.0:8443 -> 127.0.0.1:8080 (http"),
+        "{text}"
+    );
+    assert!(
+        text.contains("identity: Workload API at unix:///tmp/agent.sock"),
+        "{text}"
+    );
     assert!(text.contains("admin: 127.0.0.1:15000"), "{text}");
     assert!(text.contains("policy.yaml: 1 rules"), "{text}");
 }
@@ -70,8 +77,14 @@ fn bad_address_names_line_and_field() {
 
 #[test]
 fn bad_duration_names_line_and_field() {
-    let config = format!("limits:\n  idle_timeout: 5 minutes please\n{}", inbound("    target: 127.0.0.1:8080\n"));
-    refused(&config, &["ward.yaml:2: limits.idle_timeout: \"5 minutes please\" is not a duration"]);
+    let config = format!(
+        "limits:\n  idle_timeout: 5 minutes please\n{}",
+        inbound("    target: 127.0.0.1:8080\n")
+    );
+    refused(
+        &config,
+        &["ward.yaml:2: limits.idle_timeout: \"5 minutes please\" is not a duration"],
+    );
 }
 
 #[test]
@@ -80,7 +93,10 @@ fn non_loopback_target_is_refused_unless_unsafe_target() {
         &inbound("    target: 10.0.0.5:80\n"),
         &["ward.yaml:5: inbound[0].target: \"10.0.0.5:80\" is not a loopback address; set unsafe_target: true"],
     );
-    let (code, text) = validate(&inbound("    target: 10.0.0.5:80\n    unsafe_target: true\n"), Some(POLICY));
+    let (code, text) = validate(
+        &inbound("    target: 10.0.0.5:80\n    unsafe_target: true\n"),
+        Some(POLICY),
+    );
     assert_eq!(code, 0, "{text}");
 }
 
@@ -94,11 +110,15 @@ fn unix_target_is_accepted() {
 #[test]
 fn non_loopback_plaintext_listener_is_refused_unless_unsafe_listen() {
     let config = "outbound:\n  - name: out\n    listen: 0.0.0.0:9001\n    upstream: p.svc:8443\n    expect: [spiffe://example.org/p]\n";
-    refused(config, &["ward.yaml:3: outbound[0].listen: \"0.0.0.0:9001\" is not a loopback address"]);
+    refused(
+        config,
+        &["ward.yaml:3: outbound[0].listen: \"0.0.0.0:9001\" is not a loopback address"],
+    );
     let ok = config.replace("    upstream", "    unsafe_listen: true\n    upstream");
     assert_eq!(validate(&ok, None).0, 0);
     refused(
-        &format!("admin: {{listen: 0.0.0.0:15000}}\n{config}").replace("0.0.0.0:9001", "127.0.0.1:9001"),
+        &format!("admin: {{listen: 0.0.0.0:15000}}\n{config}")
+            .replace("0.0.0.0:9001", "127.0.0.1:9001"),
         &["ward.yaml:1: admin.listen"],
     );
 }
@@ -129,19 +149,28 @@ fn both_identity_sources_are_refused() {
         "workload_api: {{socket: unix:///a.sock}}\nidentity_files: {{cert: c.pem, key: k.pem, bundle: b.pem}}\n{}",
         inbound("    target: 127.0.0.1:8080\n")
     );
-    refused(&config, &["ward.yaml:2: identity_files: set either workload_api or identity_files, not both"]);
+    refused(
+        &config,
+        &["ward.yaml:2: identity_files: set either workload_api or identity_files, not both"],
+    );
 }
 
 #[test]
 fn bad_workload_api_socket_is_refused() {
-    let config = format!("workload_api: {{socket: \"unix://host/a.sock\"}}\n{}", inbound("    target: 127.0.0.1:8080\n"));
+    let config = format!(
+        "workload_api: {{socket: \"unix://host/a.sock\"}}\n{}",
+        inbound("    target: 127.0.0.1:8080\n")
+    );
     refused(&config, &["ward.yaml:1: workload_api.socket"]);
 }
 
 #[test]
 fn outbound_with_upstream_and_http_proxy_is_refused() {
     let config = "outbound:\n  - name: out\n    listen: 127.0.0.1:9001\n    upstream: p.svc:8443\n    expect: [spiffe://example.org/p]\n    http_proxy:\n      routes: [{host: p.svc:8443, expect: [spiffe://example.org/p]}]\n";
-    refused(config, &["outbound[0].http_proxy: set either upstream (a tunnel) or http_proxy"]);
+    refused(
+        config,
+        &["outbound[0].http_proxy: set either upstream (a tunnel) or http_proxy"],
+    );
 }
 
 #[test]
@@ -162,13 +191,23 @@ fn bad_expect_pattern_is_refused() {
 #[test]
 fn every_problem_is_reported_in_one_run() {
     let config = "policy_file: policy.yaml\ninbound:\n  - name: api\n    listen: nowhere\n    target: 10.1.1.1:80\n    protocol: udp\n";
-    refused(config, &["ward.yaml:4: inbound[0].listen", "ward.yaml:5: inbound[0].target", "ward.yaml:6: inbound[0].protocol"]);
+    refused(
+        config,
+        &[
+            "ward.yaml:4: inbound[0].listen",
+            "ward.yaml:5: inbound[0].target",
+            "ward.yaml:6: inbound[0].protocol",
+        ],
+    );
 }
 
 #[test]
 fn inbound_without_policy_file_is_refused() {
     let config = "inbound:\n  - {name: api, listen: 0.0.0.0:8443, target: 127.0.0.1:8080}\n";
-    refused(config, &["policy_file: inbound listeners need a policy_file"]);
+    refused(
+        config,
+        &["policy_file: inbound listeners need a policy_file"],
+    );
 }
 
 #[test]
@@ -178,7 +217,10 @@ fn policy_errors_fail_validation() {
         Some("rules:\n  - {name: r, listener: api, allow: [\"spiffe://example.org/a/**/b\"]}\n"),
     );
     assert_eq!(code, 1, "{text}");
-    assert!(text.contains("policy.yaml:2: rules[0] (r).allow[0]"), "{text}");
+    assert!(
+        text.contains("policy.yaml:2: rules[0] (r).allow[0]"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -188,7 +230,12 @@ fn rule_for_an_unknown_listener_is_a_warning() {
         Some("rules:\n  - {name: r, listener: apii, allow: [spiffe://example.org/a]}\n"),
     );
     assert_eq!(code, 0, "{text}");
-    assert!(text.contains("warning: rule r names listener apii, which is not a listener of this config"), "{text}");
+    assert!(
+        text.contains(
+            "warning: rule r names listener apii, which is not a listener of this config"
+        ),
+        "{text}"
+    );
 }
 
 #[test]
@@ -198,5 +245,6 @@ fn missing_config_file_is_an_error() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read config file /nonexistent/ward.yaml"));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("cannot read config file /nonexistent/ward.yaml"));
 }

@@ -74,14 +74,24 @@ fn allow_rule_allows_and_names_itself() {
         "spiffe://example.org/ns/prod/sa/frontend",
         &["--method", "GET", "--path", "/v1/users"],
     );
-    assert_eq!((code, text.as_str()), (0, "allow (rule frontend-reads-api)"));
+    assert_eq!(
+        (code, text.as_str()),
+        (0, "allow (rule frontend-reads-api)")
+    );
 }
 
 #[test]
 fn no_matching_rule_is_the_default_deny() {
     let (code, text) = decide("api", "spiffe://example.org/ns/prod/sa/stranger", &[]);
-    assert_eq!((code, text.as_str()), (1, "deny (no rule matched: default deny)"));
-    let (code, _) = decide("unknown-listener", "spiffe://example.org/ns/prod/sa/frontend", &[]);
+    assert_eq!(
+        (code, text.as_str()),
+        (1, "deny (no rule matched: default deny)")
+    );
+    let (code, _) = decide(
+        "unknown-listener",
+        "spiffe://example.org/ns/prod/sa/frontend",
+        &[],
+    );
     assert_eq!(code, 1);
 }
 
@@ -108,10 +118,19 @@ fn star_matches_one_segment_only() {
 #[test]
 fn trailing_double_star_matches_deeper_ids_but_not_the_prefix_itself() {
     let get = ["--method", "GET", "--path", "/v1/x"];
-    assert_eq!(decide("api", "spiffe://example.org/ns/ops/sa/oncall", &get).0, 0);
-    assert_eq!(decide("api", "spiffe://example.org/ns/ops/a/b/c", &get).0, 0);
+    assert_eq!(
+        decide("api", "spiffe://example.org/ns/ops/sa/oncall", &get).0,
+        0
+    );
+    assert_eq!(
+        decide("api", "spiffe://example.org/ns/ops/a/b/c", &get).0,
+        0
+    );
     assert_eq!(decide("api", "spiffe://example.org/ns/ops", &get).0, 1);
-    assert_eq!(decide("api", "spiffe://example.org/ns/opsx/sa/a", &get).0, 1);
+    assert_eq!(
+        decide("api", "spiffe://example.org/ns/opsx/sa/a", &get).0,
+        1
+    );
 }
 
 #[test]
@@ -124,10 +143,22 @@ fn bare_trust_domain_matches_every_id_in_it() {
 #[test]
 fn methods_and_paths_restrict_an_allow_rule() {
     let id = "spiffe://example.org/ns/prod/sa/frontend";
-    assert_eq!(decide("api", id, &["--method", "GET", "--path", "/v1/a?q=1"]).0, 0);
-    assert_eq!(decide("api", id, &["--method", "POST", "--path", "/v1/a"]).0, 1);
-    assert_eq!(decide("api", id, &["--method", "GET", "--path", "/v2/a"]).0, 1);
-    assert_eq!(decide("api", id, &["--method", "GET", "--path", "/v1"]).0, 1);
+    assert_eq!(
+        decide("api", id, &["--method", "GET", "--path", "/v1/a?q=1"]).0,
+        0
+    );
+    assert_eq!(
+        decide("api", id, &["--method", "POST", "--path", "/v1/a"]).0,
+        1
+    );
+    assert_eq!(
+        decide("api", id, &["--method", "GET", "--path", "/v2/a"]).0,
+        1
+    );
+    assert_eq!(
+        decide("api", id, &["--method", "GET", "--path", "/v1"]).0,
+        1
+    );
     // A tcp listener has no method or path: a restricted allow rule cannot allow it.
     assert_eq!(decide("api", id, &[]).0, 1);
 }
@@ -136,7 +167,11 @@ fn methods_and_paths_restrict_an_allow_rule() {
 fn dot_segments_never_satisfy_an_allow_rule_path() {
     let id = "spiffe://example.org/ns/prod/sa/frontend";
     for path in ["/v1/../admin", "/v1/%2e%2e/admin", "//v1/x", "/v1/./x"] {
-        assert_eq!(decide("api", id, &["--method", "GET", "--path", path]).0, 1, "{path}");
+        assert_eq!(
+            decide("api", id, &["--method", "GET", "--path", path]).0,
+            1,
+            "{path}"
+        );
     }
 }
 
@@ -159,17 +194,30 @@ rules:
 fn wildcard_listener_rule_applies_to_every_listener() {
     for listener in ["api", "batch", "never-named"] {
         let (code, text) = decide(listener, "spiffe://example.org/ns/audit/sa/reader", &[]);
-        assert_eq!((code, text.as_str()), (0, "allow (rule auditors-everywhere)"), "{listener}");
+        assert_eq!(
+            (code, text.as_str()),
+            (0, "allow (rule auditors-everywhere)"),
+            "{listener}"
+        );
     }
 }
 
 #[test]
 fn double_star_in_the_middle_is_a_load_error_naming_rule_and_line() {
     let policy = "rules:\n  - name: typo\n    listener: api\n    allow:\n      - \"spiffe://example.org/**/sa/web\"\n";
-    let (code, text) = check(policy, &["--listener", "api", "--id", "spiffe://example.org/a"]);
+    let (code, text) = check(
+        policy,
+        &["--listener", "api", "--id", "spiffe://example.org/a"],
+    );
     assert_eq!(code, 2, "{text}");
-    assert!(text.contains("policy.yaml:5: rules[0] (typo).allow[0]"), "{text}");
-    assert!(text.contains("\"spiffe://example.org/**/sa/web\""), "{text}");
+    assert!(
+        text.contains("policy.yaml:5: rules[0] (typo).allow[0]"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\"spiffe://example.org/**/sa/web\""),
+        "{text}"
+    );
     assert!(text.contains("last segment"), "{text}");
 }
 
@@ -181,15 +229,33 @@ fn bad_patterns_methods_and_paths_are_load_errors() {
         ("allow: [\"spiffe://example.org//a\"]", "empty path segment"),
         ("allow: [\"spiffe://example.org/a b\"]", "not allowed"),
         ("allow: []", "is empty"),
-        ("allow: [spiffe://example.org/a]\n    deny: [spiffe://example.org/b]", "not both"),
-        ("allow: [spiffe://example.org/a]\n    methods: [get]", "uppercase"),
-        ("allow: [spiffe://example.org/a]\n    paths: [v1]", "must start with `/`"),
-        ("allow: [spiffe://example.org/a]\n    hosts: [x]", "unknown field `hosts`"),
+        (
+            "allow: [spiffe://example.org/a]\n    deny: [spiffe://example.org/b]",
+            "not both",
+        ),
+        (
+            "allow: [spiffe://example.org/a]\n    methods: [get]",
+            "uppercase",
+        ),
+        (
+            "allow: [spiffe://example.org/a]\n    paths: [v1]",
+            "must start with `/`",
+        ),
+        (
+            "allow: [spiffe://example.org/a]\n    hosts: [x]",
+            "unknown field `hosts`",
+        ),
     ] {
         let policy = format!("rules:\n  - name: r\n    listener: api\n    {rule}\n");
-        let (code, text) = check(&policy, &["--listener", "api", "--id", "spiffe://example.org/a"]);
+        let (code, text) = check(
+            &policy,
+            &["--listener", "api", "--id", "spiffe://example.org/a"],
+        );
         assert_eq!(code, 2, "{rule}: {text}");
-        assert!(text.contains(expected), "{rule}: expected {expected:?} in {text}");
+        assert!(
+            text.contains(expected),
+            "{rule}: expected {expected:?} in {text}"
+        );
         assert!(text.contains("policy.yaml:"), "{text}");
     }
 }
@@ -199,8 +265,14 @@ fn empty_policy_file_is_an_error_not_deny_everything() {
     let (code, text) = check("", &["--listener", "api", "--id", "spiffe://example.org/a"]);
     assert_eq!(code, 2, "{text}");
     assert!(text.contains("the policy file is empty"), "{text}");
-    let (code, text) = check("rules: []\n", &["--listener", "api", "--id", "spiffe://example.org/a"]);
-    assert_eq!((code, text.trim()), (1, "deny (no rule matched: default deny)"));
+    let (code, text) = check(
+        "rules: []\n",
+        &["--listener", "api", "--id", "spiffe://example.org/a"],
+    );
+    assert_eq!(
+        (code, text.trim()),
+        (1, "deny (no rule matched: default deny)")
+    );
 }
 
 #[test]

@@ -54,7 +54,9 @@ fn check(args: CheckArgs) -> CmdResult {
         (None, Some(config)) => Config::load(&config)?
             .policy_file
             .ok_or_else(|| format!("{} has no policy_file", config.display()))?,
-        (None, None) => return Err("give --policy FILE (or --config FILE with a policy_file)".into()),
+        (None, None) => {
+            return Err("give --policy FILE (or --config FILE with a policy_file)".into())
+        }
     };
     let policy = Policy::load(&path)?;
     let peer = SpiffeId::new(&args.id).map_err(|e| format!("--id {:?}: {e}", args.id))?;

@@ -126,10 +126,20 @@ fn print_summary(config: &Config) {
                 );
             }
             OutboundMode::HttpProxy { routes } => {
-                println!("outbound {}: {} http proxy, {} routes", l.name, l.listen, routes.len());
+                println!(
+                    "outbound {}: {} http proxy, {} routes",
+                    l.name,
+                    l.listen,
+                    routes.len()
+                );
                 for r in routes {
                     let ids: Vec<&str> = r.expect.iter().map(|p| p.as_str()).collect();
-                    println!("  route {} -> {} (expect {})", r.host, r.upstream, ids.join(", "));
+                    println!(
+                        "  route {} -> {} (expect {})",
+                        r.host,
+                        r.upstream,
+                        ids.join(", ")
+                    );
                 }
             }
         }

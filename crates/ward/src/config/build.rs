@@ -121,7 +121,11 @@ fn identity(raw: &RawConfig, base: &Path, p: &mut Problems) -> IdentitySource {
             let f = &files.value;
             for (field, value) in [("cert", &f.cert), ("key", &f.key), ("bundle", &f.bundle)] {
                 if value.value.trim().is_empty() {
-                    p.at(line(value), format!("identity_files.{field}"), "the path is empty");
+                    p.at(
+                        line(value),
+                        format!("identity_files.{field}"),
+                        "the path is empty",
+                    );
                 }
             }
             IdentitySource::Files {
@@ -170,7 +174,10 @@ fn duration(raw: Option<&Text>, field: &str, default: Duration, p: &mut Problems
             p.at(
                 line(text),
                 field,
-                format!("{:?} is not a duration ({e}); write e.g. 10s, 500ms, 5m", text.value),
+                format!(
+                    "{:?} is not a duration ({e}); write e.g. 10s, 500ms, 5m",
+                    text.value
+                ),
             );
             default
         }
@@ -203,7 +210,12 @@ fn limits(raw: Option<&RawLimits>, p: &mut Problems) -> Limits {
             d.connect_timeout,
             p,
         ),
-        idle_timeout: duration(raw.idle_timeout.as_ref(), "limits.idle_timeout", d.idle_timeout, p),
+        idle_timeout: duration(
+            raw.idle_timeout.as_ref(),
+            "limits.idle_timeout",
+            d.idle_timeout,
+            p,
+        ),
         drain_timeout: duration(
             raw.drain_timeout.as_ref(),
             "limits.drain_timeout",
@@ -220,7 +232,8 @@ fn name(text: &Text, field: &str, p: &mut Problems) {
     let n = &text.value;
     let ok = !n.is_empty()
         && n.len() <= 64
-        && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
     if !ok {
         p.at(
             line(text),
@@ -275,7 +288,12 @@ fn inbound(
     })
 }
 
-fn headers(field: &str, l: &RawInbound, protocol: Protocol, p: &mut Problems) -> Vec<IdentityHeader> {
+fn headers(
+    field: &str,
+    l: &RawInbound,
+    protocol: Protocol,
+    p: &mut Problems,
+) -> Vec<IdentityHeader> {
     let Some(list) = &l.identity_headers else {
         return match protocol {
             Protocol::Http => vec![IdentityHeader::XSpiffeId, IdentityHeader::Xfcc],
@@ -299,7 +317,10 @@ fn headers(field: &str, l: &RawInbound, protocol: Protocol, p: &mut Problems) ->
                 p.at(
                     line(h),
                     format!("{field}.identity_headers[{i}]"),
-                    format!("{:?} is not an identity header; use x-spiffe-id or xfcc", h.value),
+                    format!(
+                        "{:?} is not an identity header; use x-spiffe-id or xfcc",
+                        h.value
+                    ),
                 );
                 continue;
             }
@@ -390,7 +411,12 @@ fn outbound(
                 );
             }
             Some(OutboundMode::HttpProxy {
-                routes: routes(&format!("{field}.http_proxy.routes"), &proxy.value.routes, proxy, p),
+                routes: routes(
+                    &format!("{field}.http_proxy.routes"),
+                    &proxy.value.routes,
+                    proxy,
+                    p,
+                ),
             })
         }
     };
@@ -408,7 +434,11 @@ fn routes<T>(
     p: &mut Problems,
 ) -> Vec<Route> {
     if raw.is_empty() {
-        p.at(line(at), field, "is empty; an http_proxy needs at least one route");
+        p.at(
+            line(at),
+            field,
+            "is empty; an http_proxy needs at least one route",
+        );
     }
     let mut out: Vec<Route> = Vec::new();
     for (i, r) in raw.iter().enumerate() {
@@ -426,7 +456,11 @@ fn routes<T>(
         let expect = patterns(&format!("{f}.expect"), &r.expect, p);
         if let Some(h) = &host {
             if out.iter().any(|o| o.host.eq_ignore_ascii_case(h)) {
-                p.at(line(&r.host), format!("{f}.host"), format!("{h:?} has two routes"));
+                p.at(
+                    line(&r.host),
+                    format!("{f}.host"),
+                    format!("{h:?} has two routes"),
+                );
             }
         }
         if let (Some(host), Some(upstream)) = (host, upstream) {
@@ -457,7 +491,11 @@ fn duplicates(seen: &[Seen], p: &mut Problems) {
                     } else {
                         format!("{}.listen", a.field)
                     };
-                    p.at(a.listen_line, field, format!("{x} clashes with {y} of {}", b.field));
+                    p.at(
+                        a.listen_line,
+                        field,
+                        format!("{x} clashes with {y} of {}", b.field),
+                    );
                 }
             }
         }

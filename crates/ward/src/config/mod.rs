@@ -222,9 +222,10 @@ impl Config {
     /// Parses and validates config text; `file` names it in errors and `base` is the
     /// directory relative paths resolve against.
     pub fn from_yaml(text: &str, file: &str, base: &Path) -> Result<Self, ConfigError> {
-        let raw: raw::RawConfig = yaml::parse(text, file).map_err(|problem| ConfigError::Invalid {
-            problems: vec![problem],
-        })?;
+        let raw: raw::RawConfig =
+            yaml::parse(text, file).map_err(|problem| ConfigError::Invalid {
+                problems: vec![problem],
+            })?;
         build::build(raw, file, base).map_err(|problems| ConfigError::Invalid { problems })
     }
 

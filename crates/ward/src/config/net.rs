@@ -119,7 +119,12 @@ mod tests {
 
     #[test]
     fn loopback_includes_the_whole_127_block_and_mapped_forms() {
-        for s in ["127.0.0.1:1", "127.9.9.9:1", "[::1]:1", "[::ffff:127.0.0.1]:1"] {
+        for s in [
+            "127.0.0.1:1",
+            "127.9.9.9:1",
+            "[::1]:1",
+            "[::ffff:127.0.0.1]:1",
+        ] {
             assert!(is_loopback(&s.parse().unwrap()), "{s}");
         }
         for s in ["0.0.0.0:1", "10.0.0.5:1", "[::]:1", "[::ffff:10.0.0.5]:1"] {
@@ -151,7 +156,15 @@ mod tests {
         assert!(upstream("payments.prod.svc:8443").is_ok());
         assert!(upstream("10.0.0.1:443").is_ok());
         assert!(upstream("[::1]:443").is_ok());
-        for bad in ["payments", "https://p:443", "p:0", "p:99999", ":443", "a b:1", "[zz]:1"] {
+        for bad in [
+            "payments",
+            "https://p:443",
+            "p:0",
+            "p:99999",
+            ":443",
+            "a b:1",
+            "[zz]:1",
+        ] {
             assert!(upstream(bad).is_err(), "{bad}");
         }
     }

@@ -340,7 +340,8 @@ struct RawRule {
 fn token_ok(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
 }
 
 /// Validates one rule; records every problem and returns the rule when it has none.
@@ -378,12 +379,20 @@ fn compile(i: usize, raw: &Spanned<RawRule>, p: &mut Problems) -> Option<Rule> {
             return None;
         }
         (None, None) => {
-            p.at(line(raw), &field, "a rule needs allow or deny (a list of SPIFFE ID patterns)");
+            p.at(
+                line(raw),
+                &field,
+                "a rule needs allow or deny (a list of SPIFFE ID patterns)",
+            );
             return None;
         }
     };
     if list.value.is_empty() {
-        p.at(line(list), format!("{field}.{key}"), "is empty; list at least one SPIFFE ID pattern");
+        p.at(
+            line(list),
+            format!("{field}.{key}"),
+            "is empty; list at least one SPIFFE ID pattern",
+        );
     }
     let mut ids = Vec::with_capacity(list.value.len());
     for (j, text) in list.value.iter().enumerate() {
@@ -399,9 +408,9 @@ fn compile(i: usize, raw: &Spanned<RawRule>, p: &mut Problems) -> Option<Rule> {
             // HTTP methods are case-sensitive tokens (RFC 9110 §9.1); `get` would never
             // match a real request, so it is refused rather than silently dead.
             let ok = !m.value.is_empty()
-                && m.value
-                    .bytes()
-                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+                && m.value.bytes().all(|b| {
+                    b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
+                });
             if ok {
                 out.push(m.value.as_str().into());
             } else {
@@ -444,7 +453,11 @@ fn compile(i: usize, raw: &Spanned<RawRule>, p: &mut Problems) -> Option<Rule> {
 
 fn nonempty<T>(list: &Spanned<Vec<T>>, field: &str, p: &mut Problems) {
     if list.value.is_empty() {
-        p.at(line(list), field, "is empty; leave the key out to match any");
+        p.at(
+            line(list),
+            field,
+            "is empty; leave the key out to match any",
+        );
     }
 }
 

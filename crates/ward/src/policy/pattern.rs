@@ -161,7 +161,9 @@ impl IdPattern {
         };
         let Some(body) = s.strip_prefix("spiffe://") else {
             return Err(fail(
-                if s.get(..9).is_some_and(|p| p.eq_ignore_ascii_case("spiffe://")) {
+                if s.get(..9)
+                    .is_some_and(|p| p.eq_ignore_ascii_case("spiffe://"))
+                {
                     "the scheme must be written in lowercase: spiffe://".into()
                 } else {
                     "a pattern is a SPIFFE ID starting with spiffe://".into()
@@ -169,7 +171,9 @@ impl IdPattern {
             ));
         };
         if s.len() > 2048 {
-            return Err(fail("longer than the 2048 bytes a SPIFFE ID may have".into()));
+            return Err(fail(
+                "longer than the 2048 bytes a SPIFFE ID may have".into(),
+            ));
         }
         let (td, path) = body.split_at(body.find('/').unwrap_or(body.len()));
         trust_domain_ok(td).map_err(fail)?;
@@ -235,11 +239,26 @@ fn path_segment_ok(segment: &str) -> Result<(), String> {
         !(c.is_ascii_alphanumeric()
             || matches!(
                 c,
-                '-' | '.' | '_' | '~' | '!' | '$' | '&' | '\'' | '(' | ')' | '+' | ',' | ';'
-                    | '=' | ':' | '@'
+                '-' | '.'
+                    | '_'
+                    | '~'
+                    | '!'
+                    | '$'
+                    | '&'
+                    | '\''
+                    | '('
+                    | ')'
+                    | '+'
+                    | ','
+                    | ';'
+                    | '='
+                    | ':'
+                    | '@'
             ))
     }) {
-        Some(c) => Err(format!("character {c:?} in segment {segment:?} is not allowed in a path pattern")),
+        Some(c) => Err(format!(
+            "character {c:?} in segment {segment:?} is not allowed in a path pattern"
+        )),
         None => Ok(()),
     }
 }
@@ -437,7 +456,9 @@ mod tests {
         let root = PathPattern::parse("/").unwrap();
         assert!(root.matches("/"));
         assert!(!root.matches("/x"));
-        for bad in ["v1/**", "/v1/**/x", "/v1//x", "/v1/a*", "/v1/%2e", "/v1/../x"] {
+        for bad in [
+            "v1/**", "/v1/**/x", "/v1//x", "/v1/a*", "/v1/%2e", "/v1/../x",
+        ] {
             assert!(PathPattern::parse(bad).is_err(), "{bad}");
         }
     }
