@@ -255,3 +255,88 @@ impl std::fmt::Display for Target {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        Config::from_yaml(text, "ward.yaml", Path::new("/etc/ward"))
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_the_config_directory() {
+        let config = load(
+            "identity_files: {cert: svid.pem, key: /abs/key.pem, bundle: b/bundle.pem}\n\
+             policy_file: policy.yaml\n\
+             inbound: [{name: api, listen: 0.0.0.0:8443, target: \"unix:app.sock\"}]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            config.policy_file.as_deref(),
+            Some(Path::new("/etc/ward/policy.yaml"))
+        );
+        match &config.identity {
+            IdentitySource::Files { cert, key, bundle } => {
+                assert_eq!(cert, Path::new("/etc/ward/svid.pem"));
+                assert_eq!(key, Path::new("/abs/key.pem"));
+                assert_eq!(bundle, Path::new("/etc/ward/b/bundle.pem"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            config.inbound[0].target,
+            Target::Unix("/etc/ward/app.sock".into())
+        );
+    }
+
+    #[test]
+    fn omitted_keys_take_their_documented_defaults() {
+        let config = load(
+            "policy_file: p.yaml\ninbound: [{name: api, listen: 0.0.0.0:8443, target: 127.0.0.1:8080, protocol: http}]\n",
+        )
+        .unwrap();
+        assert_eq!(config.admin, Some(DEFAULT_ADMIN));
+        assert!(matches!(
+            config.identity,
+            IdentitySource::WorkloadApi { socket: None, startup_timeout } if startup_timeout == DEFAULT_STARTUP_TIMEOUT
+        ));
+        assert_eq!(config.limits.idle_timeout, Duration::from_secs(300));
+        assert_eq!(config.limits.max_connections, 10_000);
+        assert_eq!(
+            config.inbound[0].identity_headers,
+            vec![IdentityHeader::XSpiffeId, IdentityHeader::Xfcc]
+        );
+    }
+
+    #[test]
+    fn limits_and_durations_are_parsed() {
+        let config = load(
+            "limits: {handshake_timeout: 500ms, idle_timeout: 1h 30m, max_connections: 7}\n\
+             outbound: [{name: o, listen: 127.0.0.1:9001, upstream: p:1, expect: [spiffe://td]}]\n",
+        )
+        .unwrap();
+        assert_eq!(config.limits.handshake_timeout, Duration::from_millis(500));
+        assert_eq!(config.limits.idle_timeout, Duration::from_secs(5400));
+        assert_eq!(config.limits.max_connections, 7);
+        assert_eq!(config.limits.connect_timeout, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn zero_duration_and_zero_connections_are_refused() {
+        let err = load(
+            "limits: {drain_timeout: 0s, max_connections: 0}\n\
+             outbound: [{name: o, listen: 127.0.0.1:9001, upstream: p:1, expect: [spiffe://td]}]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("ward.yaml:1: limits.drain_timeout: must be longer than zero"),
+            "{err}"
+        );
+        assert!(
+            err.contains("ward.yaml:1: limits.max_connections: must be at least 1"),
+            "{err}"
+        );
+    }
+}

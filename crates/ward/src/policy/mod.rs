@@ -485,3 +485,57 @@ impl PolicyHandle {
         self.current.store(Arc::new(policy));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decide(policy: &Policy, listener: &str, id: &str) -> Decision {
+        let peer = SpiffeId::new(id).unwrap();
+        policy.decide(&Request {
+            listener,
+            peer: &peer,
+            method: None,
+            path: None,
+        })
+    }
+
+    #[test]
+    fn command_line_allow_applies_to_its_listener_only() {
+        let ids = vec![IdPattern::parse("spiffe://example.org/ns/**").unwrap()];
+        let policy = Policy::allow_all_of("in", ids);
+        let d = decide(&policy, "in", "spiffe://example.org/ns/a");
+        assert_eq!(d.to_string(), "allow (rule --allow)");
+        assert!(!decide(&policy, "other", "spiffe://example.org/ns/a").allow);
+        assert!(!decide(&policy, "in", "spiffe://example.org/x").allow);
+    }
+
+    #[test]
+    fn empty_policy_denies_everything_by_default() {
+        let d = decide(&Policy::default(), "api", "spiffe://example.org/a");
+        assert_eq!(
+            d,
+            Decision {
+                allow: false,
+                rule: None
+            }
+        );
+    }
+
+    #[test]
+    fn duplicate_rule_names_are_a_load_error() {
+        let text = "rules:\n  - {name: r, listener: a, allow: [spiffe://td/a]}\n  - {name: r, listener: b, allow: [spiffe://td/b]}\n";
+        let err = Policy::from_yaml(text, "p.yaml").unwrap_err().to_string();
+        assert!(
+            err.contains("p.yaml:3: rules[1].name: rule name \"r\" is used twice"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn rules_for_unknown_listeners_are_reported_not_refused() {
+        let text = "rules:\n  - {name: r, listener: apii, allow: [spiffe://td/a]}\n  - {name: s, listener: \"*\", allow: [spiffe://td/a]}\n";
+        let policy = Policy::from_yaml(text, "p.yaml").unwrap();
+        assert_eq!(policy.unknown_listeners(&["api"]), vec![("r", "apii")]);
+    }
+}
