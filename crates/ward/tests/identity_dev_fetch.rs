@@ -39,6 +39,27 @@ fn dev_prints_a_ready_line_and_first_fetch_gets_the_socket_identity() {
 }
 
 #[test]
+fn dev_without_socket_serves_spiffe_endpoint_socket_with_the_default_identity() {
+    let dir = tempdir();
+    let sock = dir.path().join("env.sock");
+    let dev = Dev::start_with_env(
+        &["--trust-domain", "example.org"],
+        &[("SPIFFE_ENDPOINT_SOCKET", &unix(&sock))],
+        1,
+    );
+    assert_eq!(
+        dev.ready,
+        vec![format!(
+            "ward dev: serving spiffe://example.org/workload on {}",
+            unix(&sock)
+        )]
+    );
+    let out = run_ward(&["fetch", "x509", "--socket", &unix(&sock)]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("SPIFFE ID:  spiffe://example.org/workload"));
+}
+
+#[test]
 fn fetch_falls_back_to_spiffe_endpoint_socket() {
     let dir = tempdir();
     let (_dev, sock) = start_app_authority(dir.path(), &[]);
@@ -152,7 +173,10 @@ fn caller_matching_no_entry_gets_permission_denied_from_fetch() {
     let out = run_ward(&["fetch", "x509", "--socket", &unix(&sock)]);
     assert_ne!(out.status.code(), Some(0));
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("denied"), "says permission denied: {stderr}");
+    assert!(
+        stderr.contains("denied"),
+        "says permission denied: {stderr}"
+    );
     assert!(stderr.contains(&unix(&sock)), "names the socket: {stderr}");
 }
 
@@ -295,7 +319,11 @@ fn dev_refuses_a_bad_ttl_and_a_missing_entries_file() {
         "0s",
     ]);
     assert_eq!(zero_ttl.status.code(), Some(2));
-    assert!(text(&zero_ttl.stderr).contains("lifetime"), "{}", text(&zero_ttl.stderr));
+    assert!(
+        text(&zero_ttl.stderr).contains("lifetime"),
+        "{}",
+        text(&zero_ttl.stderr)
+    );
 
     let missing = dir.path().join("missing.yaml");
     let no_entries = run_ward(&[

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use identity_support::{data, run_ward, tempdir, text};
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
 
 /// A CA for example.org (self-signed, keyCertSign) and its key.
@@ -21,7 +21,9 @@ struct Ca {
 fn ca(td: &str) -> Ca {
     let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
     params.distinguished_name = DistinguishedName::new();
-    params.distinguished_name.push(DnType::OrganizationName, "ward test CA");
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, "ward test CA");
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     params.subject_alt_names = vec![SanType::URI(format!("spiffe://{td}").try_into().unwrap())];
@@ -34,7 +36,9 @@ fn ca(td: &str) -> Ca {
 fn good_leaf_params(ids: &[&str]) -> CertificateParams {
     let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
     params.distinguished_name = DistinguishedName::new();
-    params.distinguished_name.push(DnType::OrganizationName, "SPIFFE");
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, "SPIFFE");
     params.is_ca = IsCa::ExplicitNoCa;
     params.key_usages = vec![
         KeyUsagePurpose::DigitalSignature,
@@ -95,30 +99,49 @@ fn inspect_with(file: &Path, flags: &[(&str, &Path)]) -> (Option<i32>, String) {
 fn valid_svid_with_matching_key_and_bundle_exits_0() {
     let dir = tempdir();
     let ca = ca("example.org");
-    let (cert, key) = issue(dir.path(), "leaf", &good_leaf_params(&["spiffe://example.org/app"]), &ca);
+    let (cert, key) = issue(
+        dir.path(),
+        "leaf",
+        &good_leaf_params(&["spiffe://example.org/app"]),
+        &ca,
+    );
     let bundle = write_ca(dir.path(), "bundle", &ca);
     let (code, out) = inspect_with(&cert, &[("--key", &key), ("--bundle", &bundle)]);
     assert_eq!(code, Some(0), "{out}");
-    assert!(out.contains("SPIFFE ID:  spiffe://example.org/app"), "{out}");
+    assert!(
+        out.contains("SPIFFE ID:  spiffe://example.org/app"),
+        "{out}"
+    );
     assert!(out.contains("subject:    O=SPIFFE"), "{out}");
     assert!(out.contains("validity:   valid"), "{out}");
     assert!(out.contains("key type:   ECDSA P-256"), "{out}");
     assert!(out.contains("violations: none"), "{out}");
     assert!(out.contains("the private key matches the leaf"), "{out}");
     assert!(out.contains("trust domain example.org"), "{out}");
-    assert!(out.contains("result: valid X509-SVID for spiffe://example.org/app"), "{out}");
+    assert!(
+        out.contains("result: valid X509-SVID for spiffe://example.org/app"),
+        "{out}"
+    );
 }
 
 #[test]
 fn json_output_carries_the_same_verdict() {
     let dir = tempdir();
     let ca = ca("example.org");
-    let (cert, _) = issue(dir.path(), "leaf", &good_leaf_params(&["spiffe://example.org/app"]), &ca);
+    let (cert, _) = issue(
+        dir.path(),
+        "leaf",
+        &good_leaf_params(&["spiffe://example.org/app"]),
+        &ca,
+    );
     let (code, out, _) = inspect(&[&cert], &["--json"]);
     assert_eq!(code, Some(0), "{out}");
     let v: serde_json::Value = serde_json::from_str(&out).expect("JSON output");
     assert_eq!(v["valid"], true);
-    assert_eq!(v["certificates"][0]["spiffe_id"], "spiffe://example.org/app");
+    assert_eq!(
+        v["certificates"][0]["spiffe_id"],
+        "spiffe://example.org/app"
+    );
     assert_eq!(v["certificates"][0]["validity"], "valid");
 }
 
@@ -162,7 +185,12 @@ fn leaf_with_key_cert_sign_is_rejected_with_rule_b17() {
 fn leaf_with_a_root_spiffe_id_is_rejected_with_rule_b13() {
     let dir = tempdir();
     let ca = ca("example.org");
-    let (cert, _) = issue(dir.path(), "root", &good_leaf_params(&["spiffe://example.org"]), &ca);
+    let (cert, _) = issue(
+        dir.path(),
+        "root",
+        &good_leaf_params(&["spiffe://example.org"]),
+        &ca,
+    );
     let (code, out, _) = inspect(&[&cert], &[]);
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("[B.13]"), "{out}");
@@ -198,8 +226,18 @@ fn leaf_not_yet_valid_is_reported() {
 fn key_of_another_certificate_does_not_match() {
     let dir = tempdir();
     let ca = ca("example.org");
-    let (cert, _) = issue(dir.path(), "a", &good_leaf_params(&["spiffe://example.org/a"]), &ca);
-    let (_, other_key) = issue(dir.path(), "b", &good_leaf_params(&["spiffe://example.org/b"]), &ca);
+    let (cert, _) = issue(
+        dir.path(),
+        "a",
+        &good_leaf_params(&["spiffe://example.org/a"]),
+        &ca,
+    );
+    let (_, other_key) = issue(
+        dir.path(),
+        "b",
+        &good_leaf_params(&["spiffe://example.org/b"]),
+        &ca,
+    );
     let (code, out) = inspect_with(&cert, &[("--key", &other_key)]);
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("does not match"), "{out}");
@@ -210,7 +248,12 @@ fn chain_from_another_ca_does_not_verify_against_the_bundle() {
     let dir = tempdir();
     let issuing = ca("example.org");
     let unrelated = ca("example.org");
-    let (cert, _) = issue(dir.path(), "a", &good_leaf_params(&["spiffe://example.org/a"]), &issuing);
+    let (cert, _) = issue(
+        dir.path(),
+        "a",
+        &good_leaf_params(&["spiffe://example.org/a"]),
+        &issuing,
+    );
     let bundle = write_ca(dir.path(), "unrelated", &unrelated);
     let (code, out) = inspect_with(&cert, &[("--bundle", &bundle)]);
     assert_eq!(code, Some(1), "{out}");
@@ -241,7 +284,10 @@ fn fixture_good_leaf_with_its_rsa_key_is_valid_at_a_time_inside_its_validity() {
     let (code, out) = inspect_with(&cert, &[("--key", &key)]);
     assert_eq!(code, Some(1), "expired today: {out}");
     assert!(out.contains("validity:   expired"), "{out}");
-    let (code, out, _) = inspect(&[&cert], &["--key", key.to_str().unwrap(), "--at", FIXTURE_TIME]);
+    let (code, out, _) = inspect(
+        &[&cert],
+        &["--key", key.to_str().unwrap(), "--at", FIXTURE_TIME],
+    );
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("spiffe://example.org/workload-1"), "{out}");
     assert!(out.contains("key type:   RSA"), "{out}");
@@ -259,9 +305,20 @@ fn fixture_cert_and_key_in_one_file_is_valid() {
 fn fixture_leaf_and_intermediate_with_the_wrong_key_does_not_match() {
     let cert = data("x509svid/good-leaf-and-intermediate.pem");
     let key = data("x509svid/key-pkcs8-rsa.pem");
-    let (code, out, _) = inspect(&[&cert], &["--key", key.to_str().unwrap(), "--at", "2020-03-24T14:30:00Z"]);
+    let (code, out, _) = inspect(
+        &[&cert],
+        &[
+            "--key",
+            key.to_str().unwrap(),
+            "--at",
+            "2020-03-24T14:30:00Z",
+        ],
+    );
     assert_eq!(code, Some(1), "{out}");
-    assert!(out.contains("certificate 2 of 2 (signing certificate)"), "{out}");
+    assert!(
+        out.contains("certificate 2 of 2 (signing certificate)"),
+        "{out}"
+    );
     assert!(out.contains("does not match"), "{out}");
 }
 
@@ -277,9 +334,15 @@ fn fixtures_breaking_a_leaf_or_signing_rule_name_the_rule() {
         ("wrong-intermediate-no-key-cert-sign.pem", "B.17"),
     ];
     for (file, rule) in cases {
-        let (code, out, _) = inspect(&[&data(&format!("x509svid/{file}"))], &["--at", FIXTURE_TIME]);
+        let (code, out, _) = inspect(
+            &[&data(&format!("x509svid/{file}"))],
+            &["--at", FIXTURE_TIME],
+        );
         assert_eq!(code, Some(1), "{file}: {out}");
-        assert!(out.contains(&format!("[{rule}]")), "{file} names {rule}: {out}");
+        assert!(
+            out.contains(&format!("[{rule}]")),
+            "{file} names {rule}: {out}"
+        );
     }
 }
 

@@ -37,7 +37,14 @@ async fn rotation_reaches_a_running_source_before_the_old_svid_expires() {
     let sock = dir.path().join("app.sock");
     let arg = socket_arg(&sock);
     let _dev = Dev::start(
-        &["--trust-domain", "example.org", "--socket", &arg, "--svid-ttl", "2s"],
+        &[
+            "--trust-domain",
+            "example.org",
+            "--socket",
+            &arg,
+            "--svid-ttl",
+            "2s",
+        ],
         1,
     );
     let source = X509Source::new(options(&sock, Duration::from_secs(20)))
@@ -50,7 +57,10 @@ async fn rotation_reaches_a_running_source_before_the_old_svid_expires() {
     // With a 2 s lifetime the authority pushes a new SVID at half-life, 1 s before the
     // old one expires: seeing it before that expiry means it arrived within a second
     // of the push.
-    assert!(next_update(&source, count, Duration::from_secs(5)).await, "no rotation within 5s");
+    assert!(
+        next_update(&source, count, Duration::from_secs(5)).await,
+        "no rotation within 5s"
+    );
     let seen_at = SystemTime::now();
     let second = source.svid().expect("an SVID after rotation");
     assert_ne!(first.leaf(), second.leaf(), "a new certificate");
@@ -84,7 +94,9 @@ async fn source_keeps_its_svid_while_the_authority_restarts_and_then_reconnects(
 
     dev.kill();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let held = source.svid().expect("the last good SVID is kept while the API is down");
+    let held = source
+        .svid()
+        .expect("the last good SVID is kept while the API is down");
     assert_eq!(held.leaf(), before.leaf());
 
     let count = *source.updates().borrow();

@@ -42,9 +42,10 @@ pub struct Args {
     /// The trust domain to issue identities in (e.g. example.org).
     #[arg(long, value_name = "TD", env = "WARD_TRUST_DOMAIN")]
     trust_domain: String,
-    /// A socket to serve: `PATH=SPIFFE_ID` gives every caller that identity; a bare
-    /// `PATH` assigns by `--entries` (repeatable). Default: `SPIFFE_ENDPOINT_SOCKET`
-    /// when it is `unix://...`, else /tmp/ward-dev/workload.sock.
+    /// A socket to serve (repeatable): `PATH=SPIFFE_ID` gives every caller that
+    /// identity; a bare `PATH` assigns by `--entries`, or spiffe://TD/workload to every
+    /// caller without it. Default: `SPIFFE_ENDPOINT_SOCKET` when it is `unix://...`,
+    /// else /tmp/ward-dev/workload.sock.
     #[arg(long = "socket", value_name = "PATH[=SPIFFE_ID]")]
     sockets: Vec<String>,
     /// Registration entries (YAML) for the bare sockets: identities by caller uid,
@@ -145,7 +146,10 @@ pub fn main(args: Args) -> CmdResult {
 
 /// Turns `--socket`/`--entries` into socket plans, checking every identity is in the
 /// trust domain and no path is served twice.
-fn plan_sockets(args: &Args, td: &TrustDomain) -> Result<Vec<SocketPlan>, Box<dyn std::error::Error + Send + Sync>> {
+fn plan_sockets(
+    args: &Args,
+    td: &TrustDomain,
+) -> Result<Vec<SocketPlan>, Box<dyn std::error::Error + Send + Sync>> {
     let mut raw = args.sockets.clone();
     if raw.is_empty() {
         raw.push(default_socket());
@@ -182,7 +186,10 @@ fn plan_sockets(args: &Args, td: &TrustDomain) -> Result<Vec<SocketPlan>, Box<dy
             }
             (None, Some((file, assignment))) => {
                 entries_used = true;
-                (assignment.clone(), format!("entries from {}", file.display()))
+                (
+                    assignment.clone(),
+                    format!("entries from {}", file.display()),
+                )
             }
             (None, None) => {
                 let id = SpiffeId::from_path(td, DEFAULT_WORKLOAD_PATH)
@@ -227,7 +234,10 @@ fn check_socket_dir(path: &Path) -> Result<(), String> {
     match std::fs::metadata(dir) {
         Ok(m) if m.is_dir() => Ok(()),
         Ok(_) => Err(format!("{} is not a directory", dir.display())),
-        Err(e) => Err(format!("the directory {} is not usable: {e}", dir.display())),
+        Err(e) => Err(format!(
+            "the directory {} is not usable: {e}",
+            dir.display()
+        )),
     }
 }
 
@@ -281,7 +291,8 @@ fn parse_federate(
 async fn serve(authority: Authority, plans: Vec<SocketPlan>) -> CmdResult {
     let mut bound = Vec::new();
     for plan in plans {
-        let provider: Arc<dyn IdentityProvider> = DevProvider::new(authority.clone(), plan.assignment);
+        let provider: Arc<dyn IdentityProvider> =
+            DevProvider::new(authority.clone(), plan.assignment);
         let server = WorkloadServer::new(provider);
         match server.bind_unix(&plan.path) {
             Ok(b) => bound.push((b, plan.path, plan.describe)),
@@ -321,10 +332,16 @@ async fn serve(authority: Authority, plans: Vec<SocketPlan>) -> CmdResult {
                 failed = true;
             }
             Ok(Err(e)) => {
-                eprintln!("ward dev: the server on {} stopped abnormally: {e}", path.display());
+                eprintln!(
+                    "ward dev: the server on {} stopped abnormally: {e}",
+                    path.display()
+                );
                 failed = true;
             }
-            Err(_) => eprintln!("ward dev: the server on {} did not stop within 5s", path.display()),
+            Err(_) => eprintln!(
+                "ward dev: the server on {} did not stop within 5s",
+                path.display()
+            ),
         }
         // The server removes its socket; this covers a server that did not stop in time.
         remove_socket(&path);

@@ -98,8 +98,8 @@ pub fn main(args: Args) -> CmdResult {
     if args.kind == Kind::Jwt && args.audience.is_empty() {
         return Err(FetchError::NoAudience.into());
     }
-    let addr = EndpointAddress::from_config_or_env(args.socket.as_deref())
-        .map_err(FetchError::Address)?;
+    let addr =
+        EndpointAddress::from_config_or_env(args.socket.as_deref()).map_err(FetchError::Address)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -252,7 +252,11 @@ fn print_all_bundles(x509: &BundleSet, jwt: &JwtBundleSet) {
 
 /// `svid.pem` (chain), `svid_key.pem`, `bundle.pem` (own trust domain) and, only when
 /// there are federated bundles, `federated_bundle.pem`.
-fn write_x509(dir: &Path, svid: &ward_spiffe::X509Svid, bundles: &BundleSet) -> Result<(), FetchError> {
+fn write_x509(
+    dir: &Path,
+    svid: &ward_spiffe::X509Svid,
+    bundles: &BundleSet,
+) -> Result<(), FetchError> {
     let chain: String = svid.chain().iter().map(|c| pem("CERTIFICATE", c)).collect();
     let key = pem("PRIVATE KEY", svid.private_key().secret_pkcs8_der());
     let own = svid.spiffe_id().trust_domain();

@@ -126,7 +126,13 @@ pub fn main(args: Args) -> CmdResult {
         + usize::from(chain_check.as_ref().is_some_and(|c| !c.ok));
 
     if args.json {
-        print_json(&args.file, &certs, key_check.as_ref(), chain_check.as_ref(), problems);
+        print_json(
+            &args.file,
+            &certs,
+            key_check.as_ref(),
+            chain_check.as_ref(),
+            problems,
+        );
     } else {
         print_text(&certs, key_check.as_ref(), chain_check.as_ref(), problems);
     }
@@ -200,7 +206,11 @@ fn read_key(path: &Path) -> Result<Vec<u8>, InspectError> {
 // === describing one certificate ===
 
 fn describe(index: usize, der: &CertificateDer<'_>, now: SystemTime) -> CertReport {
-    let role = if index == 0 { "leaf" } else { "signing certificate" };
+    let role = if index == 0 {
+        "leaf"
+    } else {
+        "signing certificate"
+    };
     // The SPIFFE rules first: they report even on certificates x509-parser rejects.
     let violations = if index == 0 {
         check_leaf(der)
@@ -432,7 +442,11 @@ fn print_text(certs: &[CertReport], key: Option<&Check>, chain: Option<&Check>, 
         }
     }
     for check in [key, chain].into_iter().flatten() {
-        println!("{} {}", if check.ok { "ok:  " } else { "FAIL:" }, check.message);
+        println!(
+            "{} {}",
+            if check.ok { "ok:  " } else { "FAIL:" },
+            check.message
+        );
     }
     match (problems, certs.first().and_then(|c| c.spiffe_id.as_ref())) {
         (0, Some(id)) => println!("result: valid X509-SVID for {id}"),

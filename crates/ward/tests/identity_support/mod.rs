@@ -38,7 +38,10 @@ pub fn run_with_timeout(mut cmd: Command, limit: Duration) -> Output {
     match rx.recv_timeout(limit) {
         Ok(out) => out.expect("wait for ward"),
         Err(_) => {
-            let _ = Command::new("kill").arg("-KILL").arg(id.to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .arg(id.to_string())
+                .status();
             panic!("command {cmd:?} did not finish within {limit:?}");
         }
     }
@@ -68,7 +71,13 @@ pub struct Dev {
 impl Dev {
     /// Starts `ward dev ARGS...` and waits (60 s at most) for one ready line per socket.
     pub fn start(args: &[&str], sockets: usize) -> Dev {
+        Dev::start_with_env(args, &[], sockets)
+    }
+
+    /// [`Dev::start`] with extra environment variables.
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)], sockets: usize) -> Dev {
         let mut cmd = ward();
+        cmd.envs(env.iter().copied());
         cmd.arg("dev")
             .args(args)
             .env("RUST_LOG", "info")
@@ -132,7 +141,10 @@ impl Dev {
             if let Some(status) = self.child.try_wait().expect("wait for ward dev") {
                 return status;
             }
-            assert!(Instant::now() < deadline, "ward dev ignored SIGTERM for 10s");
+            assert!(
+                Instant::now() < deadline,
+                "ward dev ignored SIGTERM for 10s"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
