@@ -26,7 +26,11 @@ fn inbound(protocol: &str, target: &str, extra: &[&str]) -> Setup {
     let dir = tempdir();
     let dev = start_dev(
         dir.path(),
-        &[("server.sock", SERVER), ("client.sock", CLIENT), ("other.sock", OTHER)],
+        &[
+            ("server.sock", SERVER),
+            ("client.sock", CLIENT),
+            ("other.sock", OTHER),
+        ],
         &[],
     );
     let port = free_port();
@@ -35,8 +39,19 @@ fn inbound(protocol: &str, target: &str, extra: &[&str]) -> Setup {
     let listen = local(port).to_string();
     let admin_s = admin.to_string();
     let mut args = vec![
-        "inbound", "--listen", &listen, "--target", target, "--allow", CLIENT, "--protocol", protocol,
-        "--socket", &sock, "--admin", &admin_s,
+        "inbound",
+        "--listen",
+        &listen,
+        "--target",
+        target,
+        "--allow",
+        CLIENT,
+        "--protocol",
+        protocol,
+        "--socket",
+        &sock,
+        "--admin",
+        &admin_s,
     ];
     args.extend_from_slice(extra);
     let ward = spawn_ward(dir.path(), "inbound", &args);
@@ -63,11 +78,24 @@ async fn http_allowed_peer_reaches_the_app_with_its_spiffe_id_and_spoofed_header
             .unwrap();
         let (status, _, body) = mtls_request(s.addr, &client, h2, req).await.unwrap();
         assert_eq!(status, 200, "h2={h2}: {body}");
-        assert!(body.starts_with("GET /hello?x=1 HTTP/1.1"), "h2={h2}: {body}");
+        assert!(
+            body.starts_with("GET /hello?x=1 HTTP/1.1"),
+            "h2={h2}: {body}"
+        );
         assert!(body.contains(&format!("x-spiffe-id: {CLIENT}\n")), "{body}");
-        assert!(!body.contains("example.org/admin"), "spoofed header reached the app: {body}");
-        let xfcc = body.lines().find(|l| l.starts_with("x-forwarded-client-cert: ")).unwrap();
-        assert!(xfcc.contains(&format!("By={SERVER};Hash=")) && xfcc.ends_with(&format!(";URI={CLIENT}")), "{xfcc}");
+        assert!(
+            !body.contains("example.org/admin"),
+            "spoofed header reached the app: {body}"
+        );
+        let xfcc = body
+            .lines()
+            .find(|l| l.starts_with("x-forwarded-client-cert: "))
+            .unwrap();
+        assert!(
+            xfcc.contains(&format!("By={SERVER};Hash="))
+                && xfcc.ends_with(&format!(";URI={CLIENT}")),
+            "{xfcc}"
+        );
     }
 }
 
@@ -76,9 +104,14 @@ async fn http_denied_peer_gets_403_with_the_reason() {
     let app = start_echo_tcp().await;
     let s = inbound("http", &app.to_string(), &[]);
     let other = source(&s.dir.path().join("other.sock")).await;
-    let (status, _, body) = mtls_request(s.addr, &other, false, get("https://localhost/x")).await.unwrap();
+    let (status, _, body) = mtls_request(s.addr, &other, false, get("https://localhost/x"))
+        .await
+        .unwrap();
     assert_eq!(status, 403);
-    assert_eq!(body, format!("ward: denied: {OTHER} is not allowed GET /x on listener inbound\n"));
+    assert_eq!(
+        body,
+        format!("ward: denied: {OTHER} is not allowed GET /x on listener inbound\n")
+    );
 }
 
 #[tokio::test]
@@ -93,10 +126,16 @@ async fn grpc_over_h2_reaches_the_app_as_h2() {
         .unwrap();
     let (status, resp, body) = mtls_request(s.addr, &client, true, req).await.unwrap();
     assert_eq!(status, 200, "{body}");
-    assert_eq!(resp.headers().get("content-type").unwrap(), "application/grpc");
+    assert_eq!(
+        resp.headers().get("content-type").unwrap(),
+        "application/grpc"
+    );
     // hyper shows an h2 request's URI in absolute form (:scheme + :authority + :path).
     let first = body.lines().next().unwrap();
-    assert!(first.starts_with("POST http://") && first.ends_with("/pkg.Svc/Method HTTP/2.0"), "{body}");
+    assert!(
+        first.starts_with("POST http://") && first.ends_with("/pkg.Svc/Method HTTP/2.0"),
+        "{body}"
+    );
     assert!(body.contains(&format!("x-spiffe-id: {CLIENT}")), "{body}");
 }
 
@@ -106,16 +145,24 @@ async fn websocket_upgrade_passes_through() {
     let s = inbound("http", &app.to_string(), &[]);
     let client = source(&s.dir.path().join("client.sock")).await;
     let mut tls = tls_connect(s.addr, &client, &[b"http/1.1"]).await.unwrap();
-    tls.write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
-        .await
-        .unwrap();
+    tls.write_all(
+        b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+    )
+    .await
+    .unwrap();
     let mut buf = vec![0u8; 4096];
-    let n = tokio::time::timeout(Duration::from_secs(10), tls.read(&mut buf)).await.unwrap().unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(10), tls.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
     let head = String::from_utf8_lossy(&buf[..n]).to_string();
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
     tls.write_all(b"ping-over-upgrade").await.unwrap();
     let mut got = vec![0u8; 17];
-    tokio::time::timeout(Duration::from_secs(10), tls.read_exact(&mut got)).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(10), tls.read_exact(&mut got))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(&got, b"ping-over-upgrade");
 }
 
@@ -127,7 +174,9 @@ async fn http_to_a_unix_socket_target() {
     let target = format!("unix:{}", app_sock.display());
     let s = inbound("http", &target, &[]);
     let client = source(&s.dir.path().join("client.sock")).await;
-    let (status, _, body) = mtls_request(s.addr, &client, false, get("https://localhost/u")).await.unwrap();
+    let (status, _, body) = mtls_request(s.addr, &client, false, get("https://localhost/u"))
+        .await
+        .unwrap();
     assert_eq!(status, 200, "{body}");
     assert!(body.contains(&format!("x-spiffe-id: {CLIENT}")));
 }
@@ -156,7 +205,10 @@ async fn tcp_mode_copies_bytes_for_an_allowed_peer_and_half_close_works() {
     tls.write_all(&big).await.unwrap();
     tls.shutdown().await.unwrap();
     let mut back = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut back)).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut back))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(back.len(), big.len());
 }
 
@@ -169,9 +221,16 @@ async fn tcp_mode_denied_peer_is_closed_without_reaching_the_app() {
     let mut tls = tls_connect(s.addr, &other, &[]).await.unwrap();
     let _ = tls.write_all(b"hello").await;
     let mut buf = [0u8; 16];
-    let n = tokio::time::timeout(Duration::from_secs(10), tls.read(&mut buf)).await.unwrap().unwrap_or(0);
+    let n = tokio::time::timeout(Duration::from_secs(10), tls.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap_or(0);
     assert_eq!(n, 0, "denied peer got bytes back");
-    wait_for(Duration::from_secs(5), || log_of(s.dir.path(), "inbound").contains("connection denied"), "deny log");
+    wait_for(
+        Duration::from_secs(5),
+        || log_of(s.dir.path(), "inbound").contains("connection denied"),
+        "deny log",
+    );
 }
 
 #[tokio::test]
@@ -180,14 +239,22 @@ async fn garbage_plaintext_and_certless_clients_are_closed_and_ward_keeps_servin
     let s = inbound("http", &app.to_string(), &["--handshake-timeout", "1s"]);
     // Garbage bytes.
     let mut tcp = tokio::net::TcpStream::connect(s.addr).await.unwrap();
-    tcp.write_all(&[0x16, 0x03, 0x01, 0xff, 0xff, 1, 2, 3, 4, 5]).await.unwrap();
+    tcp.write_all(&[0x16, 0x03, 0x01, 0xff, 0xff, 1, 2, 3, 4, 5])
+        .await
+        .unwrap();
     let mut buf = [0u8; 64];
-    let _ = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut buf)).await.unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut buf))
+        .await
+        .unwrap();
     // A plaintext HTTP request on the TLS port.
     let mut tcp = tokio::net::TcpStream::connect(s.addr).await.unwrap();
-    tcp.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    tcp.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
     let mut out = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut out)).await.unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut out))
+        .await
+        .unwrap();
     assert!(!String::from_utf8_lossy(&out).contains("HTTP/1.1 200"));
     // A client that never finishes its handshake is closed by the handshake timeout.
     let mut idle = tokio::net::TcpStream::connect(s.addr).await.unwrap();
@@ -206,20 +273,32 @@ async fn garbage_plaintext_and_certless_clients_are_closed_and_ward_keeps_servin
     .with_no_client_auth();
     let tcp = tokio::net::TcpStream::connect(s.addr).await.unwrap();
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let res = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)).connect(name, tcp).await;
+    let res = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(name, tcp)
+        .await;
     if let Ok(mut tls) = res {
         // TLS 1.3: the server's refusal arrives after the client's Finished.
         let _ = tls.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
         let mut out = Vec::new();
-        let r = tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut out)).await.unwrap();
-        assert!(r.is_err() || out.is_empty(), "certless client got an answer");
+        let r = tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut out))
+            .await
+            .unwrap();
+        assert!(
+            r.is_err() || out.is_empty(),
+            "certless client got an answer"
+        );
     }
     // Still serving.
     let client = source(&s.dir.path().join("client.sock")).await;
-    let (status, _, _) = mtls_request(s.addr, &client, false, get("https://localhost/")).await.unwrap();
+    let (status, _, _) = mtls_request(s.addr, &client, false, get("https://localhost/"))
+        .await
+        .unwrap();
     assert_eq!(status, 200);
     let (_, metrics) = plain_get(s.admin, "/metrics", &[]).await.unwrap();
-    assert!(metrics.contains("ward_handshakes_total{listener=\"inbound\",result=\"error\"}"), "{metrics}");
+    assert!(
+        metrics.contains("ward_handshakes_total{listener=\"inbound\",result=\"error\"}"),
+        "{metrics}"
+    );
 }
 
 #[derive(Debug)]
@@ -267,7 +346,10 @@ async fn admin_readyz_and_metrics_report_the_listener() {
     assert_eq!(status, 200);
     let mut ready = 0;
     for _ in 0..100 {
-        ready = plain_get(s.admin, "/readyz", &[]).await.map(|r| r.0).unwrap_or(0);
+        ready = plain_get(s.admin, "/readyz", &[])
+            .await
+            .map(|r| r.0)
+            .unwrap_or(0);
         if ready == 200 {
             break;
         }
@@ -275,7 +357,9 @@ async fn admin_readyz_and_metrics_report_the_listener() {
     }
     assert_eq!(ready, 200);
     let client = source(&s.dir.path().join("client.sock")).await;
-    let (status, _, _) = mtls_request(s.addr, &client, false, get("https://localhost/m")).await.unwrap();
+    let (status, _, _) = mtls_request(s.addr, &client, false, get("https://localhost/m"))
+        .await
+        .unwrap();
     assert_eq!(status, 200);
     let (_, text) = plain_get(s.admin, "/metrics", &[]).await.unwrap();
     for needle in [

@@ -21,7 +21,11 @@ struct Mesh {
 async fn mesh() -> Mesh {
     let app = start_echo_tcp().await;
     let dir = tempdir();
-    let dev = start_dev(dir.path(), &[("server.sock", SERVER), ("client.sock", CLIENT)], &[]);
+    let dev = start_dev(
+        dir.path(),
+        &[("server.sock", SERVER), ("client.sock", CLIENT)],
+        &[],
+    );
     let port = free_port();
     let sock = socket_uri(&dir.path().join("server.sock"));
     let listen = local(port).to_string();
@@ -29,7 +33,19 @@ async fn mesh() -> Mesh {
     let inbound = spawn_ward(
         dir.path(),
         "inbound",
-        &["inbound", "--listen", &listen, "--target", &target, "--allow", CLIENT, "--protocol", "http", "--socket", &sock],
+        &[
+            "inbound",
+            "--listen",
+            &listen,
+            "--target",
+            &target,
+            "--allow",
+            CLIENT,
+            "--protocol",
+            "http",
+            "--socket",
+            &sock,
+        ],
     );
     wait_port(local(port));
     Mesh {
@@ -48,7 +64,17 @@ fn outbound(m: &Mesh, expect: &str) -> (Proc, std::net::SocketAddr) {
     let p = spawn_ward(
         m.dir.path(),
         "outbound",
-        &["outbound", "--listen", &listen, "--upstream", &upstream, "--expect", expect, "--socket", &sock],
+        &[
+            "outbound",
+            "--listen",
+            &listen,
+            "--upstream",
+            &upstream,
+            "--expect",
+            expect,
+            "--socket",
+            &sock,
+        ],
     );
     wait_port(local(port));
     (p, local(port))
@@ -81,7 +107,10 @@ async fn outbound_tunnel_refuses_a_server_with_an_unexpected_id() {
 }
 
 fn proxy_config(m: &Mesh, listen: &str, expect: &str) -> std::path::PathBuf {
-    let path = m.dir.path().join(format!("proxy-{}.yaml", listen.replace([':', '.'], "_")));
+    let path = m
+        .dir
+        .path()
+        .join(format!("proxy-{}.yaml", listen.replace([':', '.'], "_")));
     let text = format!(
         "admin: off\nworkload_api:\n  socket: {sock}\noutbound:\n  - name: egress\n    listen: {listen}\n    http_proxy:\n      routes:\n        - host: echo.internal:80\n          upstream: {up}\n          expect: [\"{expect}\"]\n",
         sock = socket_uri(&m.dir.path().join("client.sock")),
@@ -99,35 +128,65 @@ async fn http_proxy_mode_serves_absolute_form_and_connect_and_refuses_unknown_ho
     let _p = spawn_ward(m.dir.path(), "proxy", &["run", "--config", &path_str(&cfg)]);
     wait_port(listen);
     // absolute-form
-    let (status, body) = plain_get(listen, "http://echo.internal/abs", &[]).await.unwrap();
+    let (status, body) = plain_get(listen, "http://echo.internal/abs", &[])
+        .await
+        .unwrap();
     assert_eq!(status, 200, "{body}\n{}", log_of(m.dir.path(), "proxy"));
     assert!(body.starts_with("GET /abs HTTP/1.1"), "{body}");
     assert!(body.contains(&format!("x-spiffe-id: {CLIENT}")), "{body}");
     // unknown host
-    let (status, body) = plain_get(listen, "http://nowhere.internal/abs", &[]).await.unwrap();
+    let (status, body) = plain_get(listen, "http://nowhere.internal/abs", &[])
+        .await
+        .unwrap();
     assert_eq!(status, 403);
-    assert!(body.contains("no route for host nowhere.internal:80"), "{body}");
+    assert!(
+        body.contains("no route for host nowhere.internal:80"),
+        "{body}"
+    );
     // CONNECT, then HTTP/1.1 through the tunnel.
     let mut tcp = tokio::net::TcpStream::connect(listen).await.unwrap();
-    tcp.write_all(b"CONNECT echo.internal:80 HTTP/1.1\r\nHost: echo.internal:80\r\n\r\n").await.unwrap();
+    tcp.write_all(b"CONNECT echo.internal:80 HTTP/1.1\r\nHost: echo.internal:80\r\n\r\n")
+        .await
+        .unwrap();
     let mut buf = vec![0u8; 1024];
-    let n = tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut buf)).await.unwrap().unwrap();
-    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"), "{}", String::from_utf8_lossy(&buf[..n]));
-    tcp.write_all(b"GET /tunneled HTTP/1.1\r\nHost: echo.internal\r\nConnection: close\r\n\r\n").await.unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    tcp.write_all(b"GET /tunneled HTTP/1.1\r\nHost: echo.internal\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
     let mut out = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut out)).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
     let out = String::from_utf8_lossy(&out);
-    assert!(out.contains("GET /tunneled HTTP/1.1") && out.contains(&format!("x-spiffe-id: {CLIENT}")), "{out}");
+    assert!(
+        out.contains("GET /tunneled HTTP/1.1") && out.contains(&format!("x-spiffe-id: {CLIENT}")),
+        "{out}"
+    );
 }
 
 #[tokio::test]
 async fn http_proxy_mode_refuses_an_upstream_with_an_unexpected_id() {
     let m = mesh().await;
     let listen = local(free_port());
-    let cfg = proxy_config(&m, &listen.to_string(), "spiffe://example.org/not-the-server");
+    let cfg = proxy_config(
+        &m,
+        &listen.to_string(),
+        "spiffe://example.org/not-the-server",
+    );
     let _p = spawn_ward(m.dir.path(), "proxy", &["run", "--config", &path_str(&cfg)]);
     wait_port(listen);
-    let (status, body) = plain_get(listen, "http://echo.internal/abs", &[]).await.unwrap();
+    let (status, body) = plain_get(listen, "http://echo.internal/abs", &[])
+        .await
+        .unwrap();
     assert_eq!(status, 502, "{body}");
     assert!(body.contains(SERVER), "{body}");
 }

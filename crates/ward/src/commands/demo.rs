@@ -86,10 +86,18 @@ async fn demo(args: Args) -> CmdResult {
 
     let app = tokio::net::TcpListener::bind(local(args.app_port))
         .await
-        .map_err(|e| format!("cannot listen on {} for the echo app: {e}", local(args.app_port)))?;
+        .map_err(|e| {
+            format!(
+                "cannot listen on {} for the echo app: {e}",
+                local(args.app_port)
+            )
+        })?;
     let limits = Limits::default();
     let inbound = Config {
-        identity: IdentitySource::WorkloadApi { socket: None, startup_timeout: Duration::ZERO },
+        identity: IdentitySource::WorkloadApi {
+            socket: None,
+            startup_timeout: Duration::ZERO,
+        },
         admin: Some(local(args.admin_port)),
         policy_file: None,
         inbound: vec![Inbound {
@@ -116,7 +124,13 @@ async fn demo(args: Args) -> CmdResult {
         ..inbound.clone()
     };
     let policy = Policy::allow_all_of("echo", vec![IdPattern::parse(CLIENT)?]);
-    let in_proxy = Proxy::bind(&inbound, echo_source.clone(), PolicyHandle::new(policy), Arc::new(Metrics::new())).await?;
+    let in_proxy = Proxy::bind(
+        &inbound,
+        echo_source.clone(),
+        PolicyHandle::new(policy),
+        Arc::new(Metrics::new()),
+    )
+    .await?;
     let out_proxy = Proxy::bind(
         &outbound,
         client_source.clone(),
@@ -125,7 +139,12 @@ async fn demo(args: Args) -> CmdResult {
     )
     .await?;
 
-    tokio::spawn(rotate(authority.clone(), echo_id, echo_source, stop.clone()));
+    tokio::spawn(rotate(
+        authority.clone(),
+        echo_id,
+        echo_source,
+        stop.clone(),
+    ));
     tokio::spawn(rotate(authority, client_id, client_source, stop.clone()));
     tokio::spawn(echo_app(app, stop.clone()));
     let mut s = stop.clone();
@@ -168,7 +187,10 @@ fn tempdir() -> std::io::Result<std::path::PathBuf> {
     Ok(dir)
 }
 
-fn context(authority: &Authority, id: &SpiffeId) -> Result<X509Context, ward_authority::AuthorityError> {
+fn context(
+    authority: &Authority,
+    id: &SpiffeId,
+) -> Result<X509Context, ward_authority::AuthorityError> {
     Ok(X509Context {
         svids: vec![authority.issue_x509_svid(id)?],
         bundles: authority.x509_bundles(),
@@ -176,12 +198,20 @@ fn context(authority: &Authority, id: &SpiffeId) -> Result<X509Context, ward_aut
 }
 
 /// A source fed directly by the in-process authority.
-fn issued_source(authority: &Authority, id: &SpiffeId) -> Result<X509Source, ward_authority::AuthorityError> {
+fn issued_source(
+    authority: &Authority,
+    id: &SpiffeId,
+) -> Result<X509Source, ward_authority::AuthorityError> {
     Ok(X509Source::from_context(context(authority, id)?))
 }
 
 /// Re-issues at half-life, like a Workload API push.
-async fn rotate(authority: Authority, id: SpiffeId, source: X509Source, mut stop: watch::Receiver<bool>) {
+async fn rotate(
+    authority: Authority,
+    id: SpiffeId,
+    source: X509Source,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
         let wait = source
             .svid()

@@ -41,7 +41,9 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .and_then(|v| v.parse::<usize>().ok())
         .unwrap_or(1);
     if threads <= 1 {
-        tokio::runtime::Builder::new_current_thread().enable_all().build()
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
     } else {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)

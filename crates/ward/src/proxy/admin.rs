@@ -80,7 +80,11 @@ impl AdminServer {
     }
 }
 
-fn reply(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+fn reply(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Full<Bytes>> {
     let mut resp = Response::new(Full::new(body.into()));
     *resp.status_mut() = status;
     resp.headers_mut()
@@ -94,12 +98,20 @@ impl AdminState {
             "/healthz" => reply(StatusCode::OK, "text/plain", "ok\n"),
             "/readyz" => match self.not_ready_reason() {
                 None => reply(StatusCode::OK, "text/plain", "ready\n"),
-                Some(why) => reply(StatusCode::SERVICE_UNAVAILABLE, "text/plain", format!("not ready: {why}\n")),
+                Some(why) => reply(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain",
+                    format!("not ready: {why}\n"),
+                ),
             },
             "/metrics" => {
                 let expiry = self.shared.source.svid().map(|s| s.not_after());
                 let text = self.shared.metrics.encode(expiry);
-                reply(StatusCode::OK, "application/openmetrics-text; version=1.0.0; charset=utf-8", text)
+                reply(
+                    StatusCode::OK,
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    text,
+                )
             }
             "/config" => {
                 let body = serde_json::to_vec_pretty(&self.config_json()).unwrap_or_default();
@@ -118,7 +130,11 @@ impl AdminState {
             return Some("listeners are not all bound and serving (starting or draining)".into());
         }
         if self.shared.source.svid().is_none() {
-            let last = self.shared.source.last_error().unwrap_or_else(|| "none reported".into());
+            let last = self
+                .shared
+                .source
+                .last_error()
+                .unwrap_or_else(|| "none reported".into());
             return Some(format!("no valid X509-SVID (last source error: {last})"));
         }
         None

@@ -95,11 +95,12 @@ fn read(path: &Path) -> Result<Vec<u8>, IdentityError> {
 
 /// Reads an SVID (chain + PKCS#8 key) and the CA bundle of its trust domain.
 pub fn load_files(cert: &Path, key: &Path, bundle: &Path) -> Result<X509Context, IdentityError> {
-    let svid = X509Svid::parse_pem(&read(cert)?, &read(key)?).map_err(|source| IdentityError::Svid {
-        cert: cert.to_owned(),
-        key: key.to_owned(),
-        source,
-    })?;
+    let svid =
+        X509Svid::parse_pem(&read(cert)?, &read(key)?).map_err(|source| IdentityError::Svid {
+            cert: cert.to_owned(),
+            key: key.to_owned(),
+            source,
+        })?;
     let td = svid.spiffe_id().trust_domain();
     let b = X509Bundle::parse_pem(td, &read(bundle)?).map_err(|source| IdentityError::Bundle {
         path: bundle.to_owned(),
@@ -115,7 +116,12 @@ pub fn load_files(cert: &Path, key: &Path, bundle: &Path) -> Result<X509Context,
 
 /// Watches the files' directories (so replace-by-rename is seen) and republishes after
 /// a short quiet period; a broken or half-written set keeps the previous identity.
-fn watch_files(source: X509Source, cert: PathBuf, key: PathBuf, bundle: PathBuf) -> Result<(), IdentityError> {
+fn watch_files(
+    source: X509Source,
+    cert: PathBuf,
+    key: PathBuf,
+    bundle: PathBuf,
+) -> Result<(), IdentityError> {
     use notify::Watcher;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
@@ -155,7 +161,9 @@ fn watch_files(source: X509Source, cert: PathBuf, key: PathBuf, bundle: PathBuf)
             while rx.try_recv().is_ok() {}
             let loaded = load_files(&cert, &key, &bundle);
             if let (Ok(ctx), Some(current)) = (&loaded, source.svid()) {
-                let same = ctx.default_svid().is_some_and(|s| s.chain() == current.chain());
+                let same = ctx
+                    .default_svid()
+                    .is_some_and(|s| s.chain() == current.chain());
                 if same && ctx.bundles == *source.bundles() {
                     continue;
                 }
@@ -163,7 +171,9 @@ fn watch_files(source: X509Source, cert: PathBuf, key: PathBuf, bundle: PathBuf)
             let result = loaded.and_then(|ctx| source.publish(ctx).map_err(IdentityError::Refused));
             match result {
                 Ok(()) => tracing::info!(cert = %cert.display(), "identity files reloaded"),
-                Err(e) => tracing::warn!(error = %e, "identity files not reloaded; keeping the previous identity"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "identity files not reloaded; keeping the previous identity")
+                }
             }
         }
     });

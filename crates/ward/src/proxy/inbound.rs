@@ -49,12 +49,11 @@ impl InboundListener {
             Protocol::Http => &[b"h2", b"http/1.1"],
             Protocol::Tcp => &[],
         };
-        let tls = ward_tls::server_config(&shared.source, alpn).map_err(|source| {
-            ProxyError::Tls {
+        let tls =
+            ward_tls::server_config(&shared.source, alpn).map_err(|source| ProxyError::Tls {
                 what: what.clone(),
                 source,
-            }
-        })?;
+            })?;
         let metrics = shared.metrics.listener(&config.name);
         let http = match config.protocol {
             Protocol::Http => Some(Arc::new(super::http::HttpInbound::new(
@@ -100,7 +99,12 @@ impl InboundListener {
 }
 
 impl InboundConn {
-    async fn serve(self: Arc<Self>, sock: TcpStream, remote: SocketAddr, shutdown: watch::Receiver<bool>) {
+    async fn serve(
+        self: Arc<Self>,
+        sock: TcpStream,
+        remote: SocketAddr,
+        shutdown: watch::Receiver<bool>,
+    ) {
         let _ = sock.set_nodelay(true);
         let start = Instant::now();
         let stats = ConnStats::new();
@@ -129,7 +133,11 @@ impl InboundConn {
             return;
         };
         match &self.http {
-            Some(http) => http.clone().serve(tls, peer, remote, stats.clone(), shutdown).await,
+            Some(http) => {
+                http.clone()
+                    .serve(tls, peer, remote, stats.clone(), shutdown)
+                    .await
+            }
             None => self.serve_tcp(tls, &peer, remote, &stats, start).await,
         }
         let (bytes_in, bytes_out) = stats.bytes();
@@ -164,17 +172,18 @@ impl InboundConn {
             return;
         }
         let limits = &self.shared.limits;
-        let mut target = match TargetStream::connect(&self.config.target, limits.connect_timeout).await {
-            Ok(t) => t,
-            Err(e) => {
-                self.metrics.upstream_errors.inc();
-                let _ = tls.shutdown().await;
-                tracing::warn!(target: "access", listener = name, %remote, peer = %peer,
+        let mut target =
+            match TargetStream::connect(&self.config.target, limits.connect_timeout).await {
+                Ok(t) => t,
+                Err(e) => {
+                    self.metrics.upstream_errors.inc();
+                    let _ = tls.shutdown().await;
+                    tracing::warn!(target: "access", listener = name, %remote, peer = %peer,
                     decision = "allow", rule, error = %e,
                     upstream = %target_display(&self.config.target), "cannot reach the target");
-                return;
-            }
-        };
+                    return;
+                }
+            };
         let result = tokio::select! {
             r = tokio::io::copy_bidirectional_with_sizes(&mut tls, &mut target, COPY_BUFFER, COPY_BUFFER) => r.map(|_| "closed"),
             () = stats.idle(limits.idle_timeout) => Ok("idle_timeout"),

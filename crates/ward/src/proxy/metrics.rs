@@ -223,7 +223,10 @@ impl Metrics {
 
     /// Brings a counter up to `target` (the reloader counts; we mirror at scrape time).
     fn mirror(&self, result: &'static str, target: u64) {
-        let c = self.policy_reloads.get_or_create(&ResultLabel { result }).clone();
+        let c = self
+            .policy_reloads
+            .get_or_create(&ResultLabel { result })
+            .clone();
         c.inc_by(target.saturating_sub(c.get()));
     }
 
@@ -233,7 +236,10 @@ impl Metrics {
             .and_then(|t| t.duration_since(SystemTime::now()).ok())
             .map_or(0.0, |d| d.as_secs_f64());
         self.svid_expiry.set(left);
-        let (ok, errors) = self.reload_stats.get().map_or((0, 0), |s| (s.ok(), s.errors()));
+        let (ok, errors) = self
+            .reload_stats
+            .get()
+            .map_or((0, 0), |s| (s.ok(), s.errors()));
         self.mirror("ok", ok);
         self.mirror("error", errors);
         let mut out = String::new();
@@ -259,7 +265,9 @@ mod tests {
         l.authz(None, false);
         l.bytes_in.inc_by(10);
         let stats = Arc::new(ReloadStats::default());
-        stats.errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        stats
+            .errors
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         m.follow_policy_reloads(stats);
         let text = m.encode(None);
         assert!(text.contains("ward_connections_accepted_total{listener=\"api\"} 1"));

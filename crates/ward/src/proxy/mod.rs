@@ -101,7 +101,9 @@ impl Proxy {
         };
         let ready = Arc::new(AtomicBool::new(false));
         let admin = match config.admin {
-            Some(addr) => Some(admin::AdminServer::bind(addr, &shared, config, ready.clone()).await?),
+            Some(addr) => {
+                Some(admin::AdminServer::bind(addr, &shared, config, ready.clone()).await?)
+            }
             None => None,
         };
         let mut inbound = Vec::new();
@@ -178,11 +180,13 @@ pub async fn stopped(shutdown: &mut watch::Receiver<bool>) {
 
 /// Binds a TCP listener, naming the listener and address on failure.
 pub async fn bind_tcp(what: &str, addr: SocketAddr) -> Result<TcpListener, ProxyError> {
-    TcpListener::bind(addr).await.map_err(|source| ProxyError::Bind {
-        what: what.to_owned(),
-        addr,
-        source,
-    })
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ProxyError::Bind {
+            what: what.to_owned(),
+            addr,
+            source,
+        })
 }
 
 /// One accept loop with the per-listener connection limit and the drain on shutdown.
@@ -198,8 +202,8 @@ pub async fn accept_loop<F, Fut>(
     F: Fn(TcpStream, SocketAddr, watch::Receiver<bool>) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let max = u32::try_from(limits.max_connections.clamp(1, Semaphore::MAX_PERMITS))
-        .unwrap_or(u32::MAX);
+    let max =
+        u32::try_from(limits.max_connections.clamp(1, Semaphore::MAX_PERMITS)).unwrap_or(u32::MAX);
     let slots = Arc::new(Semaphore::new(max as usize));
     loop {
         let accepted = tokio::select! {

@@ -54,7 +54,9 @@ pub enum UpstreamError {
         source: std::io::Error,
     },
     /// The server's SPIFFE ID matches none of the expected patterns.
-    #[error("upstream {upstream} presented {got}, which matches none of the expected [{expected}]")]
+    #[error(
+        "upstream {upstream} presented {got}, which matches none of the expected [{expected}]"
+    )]
     UnexpectedId {
         /// `host:port`.
         upstream: String,
@@ -90,8 +92,13 @@ impl UpstreamConnector {
     }
 
     /// TCP connect, mTLS handshake, then the `expect` check.
-    pub async fn connect(&self, upstream: &str, expect: &[IdPattern]) -> Result<Upstream, UpstreamError> {
-        let host = host_of(upstream).ok_or_else(|| UpstreamError::BadAddress(upstream.to_owned()))?;
+    pub async fn connect(
+        &self,
+        upstream: &str,
+        expect: &[IdPattern],
+    ) -> Result<Upstream, UpstreamError> {
+        let host =
+            host_of(upstream).ok_or_else(|| UpstreamError::BadAddress(upstream.to_owned()))?;
         // The name only fills SNI: trust comes from the SPIFFE ID, never the DNS name.
         let name = ServerName::try_from(host.to_owned())
             .map_err(|_| UpstreamError::BadAddress(upstream.to_owned()))?;
@@ -124,7 +131,10 @@ impl UpstreamConnector {
             Err(_) => {
                 return Err(UpstreamError::Handshake {
                     upstream: upstream.to_owned(),
-                    source: std::io::Error::new(std::io::ErrorKind::TimedOut, "handshake timed out"),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "handshake timed out",
+                    ),
                 })
             }
         };
@@ -137,7 +147,11 @@ impl UpstreamConnector {
                 Err(UpstreamError::UnexpectedId {
                     upstream: upstream.to_owned(),
                     got: other.map_or_else(|| "no SPIFFE ID".to_owned(), |id| id.to_string()),
-                    expected: expect.iter().map(IdPattern::as_str).collect::<Vec<_>>().join(", "),
+                    expected: expect
+                        .iter()
+                        .map(IdPattern::as_str)
+                        .collect::<Vec<_>>()
+                        .join(", "),
                 })
             }
         }
@@ -148,7 +162,10 @@ impl UpstreamConnector {
 fn host_of(upstream: &str) -> Option<&str> {
     let (host, port) = upstream.rsplit_once(':')?;
     port.parse::<u16>().ok()?;
-    let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
     (!host.is_empty()).then_some(host)
 }
 
@@ -179,7 +196,8 @@ impl OutboundListener {
         let opaque = UpstreamConnector::new(opaque, shared.limits.clone());
         let http = match &config.mode {
             OutboundMode::HttpProxy { routes } => {
-                let h1 = ward_tls::client_config(&shared.source, &[b"http/1.1"]).map_err(tls_err)?;
+                let h1 =
+                    ward_tls::client_config(&shared.source, &[b"http/1.1"]).map_err(tls_err)?;
                 let connector = RouteConnector {
                     upstream: UpstreamConnector::new(h1, shared.limits.clone()),
                     routes: Arc::new(routes.clone()),
@@ -228,7 +246,12 @@ fn mode_name(mode: &OutboundMode) -> &'static str {
 }
 
 impl OutboundConn {
-    async fn serve(self: Arc<Self>, sock: TcpStream, remote: SocketAddr, shutdown: watch::Receiver<bool>) {
+    async fn serve(
+        self: Arc<Self>,
+        sock: TcpStream,
+        remote: SocketAddr,
+        shutdown: watch::Receiver<bool>,
+    ) {
         let _ = sock.set_nodelay(true);
         let stats = ConnStats::new();
         let metered = Metered::new(sock, stats.clone());
@@ -236,7 +259,11 @@ impl OutboundConn {
             OutboundMode::Tunnel { upstream, expect } => {
                 self.tunnel(metered, remote, upstream, expect, &stats).await;
             }
-            OutboundMode::HttpProxy { .. } => self.clone().http_proxy(metered, remote, &stats, shutdown).await,
+            OutboundMode::HttpProxy { .. } => {
+                self.clone()
+                    .http_proxy(metered, remote, &stats, shutdown)
+                    .await
+            }
         }
         let (bytes_in, bytes_out) = stats.bytes();
         self.metrics.bytes_in.inc_by(bytes_in);
@@ -317,11 +344,18 @@ impl OutboundConn {
         }
     }
 
-    async fn proxy_request(self: Arc<Self>, mut req: Request<Incoming>, remote: SocketAddr) -> Response<ProxyBody> {
+    async fn proxy_request(
+        self: Arc<Self>,
+        mut req: Request<Incoming>,
+        remote: SocketAddr,
+    ) -> Response<ProxyBody> {
         let start = Instant::now();
         let name = self.config.name.as_str();
         let OutboundMode::HttpProxy { routes } = &self.config.mode else {
-            return text(StatusCode::INTERNAL_SERVER_ERROR, "ward: not a proxy listener\n".into());
+            return text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "ward: not a proxy listener\n".into(),
+            );
         };
         let method = req.method().clone();
         let uri = req.uri().clone();
@@ -345,37 +379,65 @@ impl OutboundConn {
                 Err(e) => {
                     self.count_failure(&e);
                     tracing::warn!(listener = name, error = %e, "CONNECT failed");
-                    return log(text(StatusCode::BAD_GATEWAY, format!("ward: {e}\n")), &authority);
+                    return log(
+                        text(StatusCode::BAD_GATEWAY, format!("ward: {e}\n")),
+                        &authority,
+                    );
                 }
             };
             self.metrics.handshake_ok.inc();
             let on_upgrade = hyper::upgrade::on(&mut req);
             tokio::spawn(async move {
-                let Ok(upgraded) = on_upgrade.await else { return };
+                let Ok(upgraded) = on_upgrade.await else {
+                    return;
+                };
                 let mut app = TokioIo::new(upgraded);
                 let mut stream = up.stream;
-                let _ = tokio::io::copy_bidirectional_with_sizes(&mut app, &mut stream, COPY_BUFFER, COPY_BUFFER).await;
+                let _ = tokio::io::copy_bidirectional_with_sizes(
+                    &mut app,
+                    &mut stream,
+                    COPY_BUFFER,
+                    COPY_BUFFER,
+                )
+                .await;
             });
-            let resp = Response::new(Either::Right(http_body_util::Full::new(bytes::Bytes::new())));
+            let resp = Response::new(Either::Right(
+                http_body_util::Full::new(bytes::Bytes::new()),
+            ));
             return log(resp, &authority);
         }
         let Some(client) = &self.http else {
-            return log(text(StatusCode::INTERNAL_SERVER_ERROR, "ward: no client\n".into()), &authority);
+            return log(
+                text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "ward: no client\n".into(),
+                ),
+                &authority,
+            );
         };
         // Proxy credentials and hop-by-hop proxy headers are for ward, not the upstream.
         req.headers_mut().remove("proxy-connection");
         req.headers_mut().remove(http::header::PROXY_AUTHORIZATION);
         let path = uri.path_and_query().map_or("/", |p| p.as_str());
-        if let Ok(u) = Uri::builder().scheme("http").authority(authority.as_str()).path_and_query(path).build() {
+        if let Ok(u) = Uri::builder()
+            .scheme("http")
+            .authority(authority.as_str())
+            .path_and_query(path)
+            .build()
+        {
             *req.uri_mut() = u;
         }
         match client.request(req).await {
             Ok(resp) => log(resp.map(Either::Left), &authority),
             Err(e) => {
                 self.metrics.upstream_errors.inc();
-                let cause = std::error::Error::source(&e).map_or_else(|| e.to_string(), |s| s.to_string());
+                let cause =
+                    std::error::Error::source(&e).map_or_else(|| e.to_string(), |s| s.to_string());
                 tracing::warn!(listener = name, error = %cause, "proxied request failed");
-                log(text(StatusCode::BAD_GATEWAY, format!("ward: {cause}\n")), &authority)
+                log(
+                    text(StatusCode::BAD_GATEWAY, format!("ward: {cause}\n")),
+                    &authority,
+                )
             }
         }
     }
@@ -398,7 +460,11 @@ fn find_route<'a>(routes: &'a [Route], authority: &str) -> Option<&'a Route> {
     routes
         .iter()
         .find(|r| r.host.eq_ignore_ascii_case(authority))
-        .or_else(|| routes.iter().find(|r| !r.host.contains(':') && r.host.eq_ignore_ascii_case(host)))
+        .or_else(|| {
+            routes
+                .iter()
+                .find(|r| !r.host.contains(':') && r.host.eq_ignore_ascii_case(host))
+        })
 }
 
 /// The HTTP proxy's connector: picks the route by the request's authority.
@@ -435,7 +501,10 @@ impl tokio::io::AsyncWrite for UpstreamIo {
     ) -> std::task::Poll<std::io::Result<usize>> {
         std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
     }
-    fn poll_flush(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
         std::pin::Pin::new(&mut self.0).poll_flush(cx)
     }
     fn poll_shutdown(
@@ -449,8 +518,13 @@ impl tokio::io::AsyncWrite for UpstreamIo {
 impl tower::Service<Uri> for RouteConnector {
     type Response = TokioIo<UpstreamIo>;
     type Error = UpstreamError;
-    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>>;
-    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
+    >;
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
         std::task::Poll::Ready(Ok(()))
     }
     fn call(&mut self, uri: Uri) -> Self::Future {
@@ -458,10 +532,20 @@ impl tower::Service<Uri> for RouteConnector {
         Box::pin(async move {
             let authority = uri
                 .authority()
-                .map(|a| format!("{}:{}", a.host().to_ascii_lowercase(), a.port_u16().unwrap_or(80)))
+                .map(|a| {
+                    format!(
+                        "{}:{}",
+                        a.host().to_ascii_lowercase(),
+                        a.port_u16().unwrap_or(80)
+                    )
+                })
                 .unwrap_or_default();
-            let route = find_route(&this.routes, &authority).ok_or(UpstreamError::BadAddress(authority.clone()))?;
-            let up = this.upstream.connect(&route.upstream, &route.expect).await?;
+            let route = find_route(&this.routes, &authority)
+                .ok_or(UpstreamError::BadAddress(authority.clone()))?;
+            let up = this
+                .upstream
+                .connect(&route.upstream, &route.expect)
+                .await?;
             Ok(TokioIo::new(UpstreamIo(up.stream)))
         })
     }
@@ -489,9 +573,15 @@ mod tests {
             expect: vec![],
         };
         let routes = vec![route("api.local:8080"), route("web.local")];
-        assert_eq!(find_route(&routes, "api.local:8080").map(|r| r.host.as_str()), Some("api.local:8080"));
+        assert_eq!(
+            find_route(&routes, "api.local:8080").map(|r| r.host.as_str()),
+            Some("api.local:8080")
+        );
         assert!(find_route(&routes, "api.local:80").is_none());
-        assert_eq!(find_route(&routes, "web.local:80").map(|r| r.host.as_str()), Some("web.local"));
+        assert_eq!(
+            find_route(&routes, "web.local:80").map(|r| r.host.as_str()),
+            Some("web.local")
+        );
         assert!(find_route(&routes, "other:80").is_none());
     }
 }

@@ -100,7 +100,11 @@ pub fn start_dev(dir: &Path, sockets: &[(&str, &str)], extra: &[&str]) -> Proc {
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     let p = spawn_ward(dir, "dev", &refs);
     for (file, _) in sockets {
-        wait_for(Duration::from_secs(20), || dir.join(file).exists(), "ward dev socket");
+        wait_for(
+            Duration::from_secs(20),
+            || dir.join(file).exists(),
+            "ward dev socket",
+        );
     }
     p
 }
@@ -161,7 +165,9 @@ pub async fn mtls_request(
     req: Request<Full<Bytes>>,
 ) -> Result<(u16, Response<()>, String), String> {
     let alpn: &[&[u8]] = if h2 { &[b"h2"] } else { &[b"http/1.1"] };
-    let tls = tls_connect(addr, source, alpn).await.map_err(|e| e.to_string())?;
+    let tls = tls_connect(addr, source, alpn)
+        .await
+        .map_err(|e| e.to_string())?;
     let io = TokioIo::new(tls);
     let fut = async {
         let resp = if h2 {
@@ -195,13 +201,21 @@ pub async fn read_body(resp: Response<Incoming>) -> Result<(u16, Response<()>, S
 }
 
 pub fn get(uri: &str) -> Request<Full<Bytes>> {
-    Request::get(uri).body(Full::new(Bytes::new())).expect("request")
+    Request::get(uri)
+        .body(Full::new(Bytes::new()))
+        .expect("request")
 }
 
 /// Plain HTTP/1.1 GET over TCP (for outbound listeners and the admin port).
-pub async fn plain_get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Result<(u16, String), String> {
+pub async fn plain_get(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Result<(u16, String), String> {
     let fut = async {
-        let tcp = tokio::net::TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+        let tcp = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| e.to_string())?;
         let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
             .await
             .map_err(|e| e.to_string())?;
@@ -225,7 +239,9 @@ pub async fn plain_get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -
 /// The echo app: answers `<METHOD> <URI> <VERSION>` and every request header, one per
 /// line; answers `/big` with 1 MiB; speaks h2c too (auto-detected).
 pub async fn start_echo_tcp() -> SocketAddr {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind echo");
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind echo");
     let addr = l.local_addr().expect("addr");
     tokio::spawn(async move {
         while let Ok((s, _)) = l.accept().await {
@@ -263,8 +279,13 @@ where
             Bytes::from(text)
         };
         let mut resp = Response::new(Full::new(body));
-        if req.headers().get("content-type").is_some_and(|v| v.as_bytes().starts_with(b"application/grpc")) {
-            resp.headers_mut().insert("content-type", "application/grpc".parse().unwrap());
+        if req
+            .headers()
+            .get("content-type")
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+        {
+            resp.headers_mut()
+                .insert("content-type", "application/grpc".parse().unwrap());
         }
         Ok(resp)
     });
