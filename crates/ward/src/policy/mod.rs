@@ -150,10 +150,34 @@ impl Rule {
 }
 
 /// Rule indices for one listener, deny rules and allow rules each in file order.
+///
+/// Large policies are mostly unconditional allow rules listing exact IDs; those IDs go
+/// into a hash map (ID -> first such rule) so a decision does not scan every rule:
+/// measured in benches/policy.rs, 1000 rules cost about what 10 do.
 #[derive(Debug, Clone, Default)]
 struct Indexed {
     deny: Vec<usize>,
+    /// Allow rules that must be checked one by one (wildcards, methods, paths).
     allow: Vec<usize>,
+    /// Exact ID -> the first unconditional allow rule that lists it.
+    exact_allow: HashMap<Box<str>, usize>,
+}
+
+impl Indexed {
+    fn add(&mut self, i: usize, rule: &Rule) {
+        match rule.effect {
+            Effect::Deny => self.deny.push(i),
+            Effect::Allow if rule.methods.is_none() && rule.paths.is_none() => {
+                for id in rule.ids.iter().filter(|p| p.is_exact()) {
+                    self.exact_allow.entry(id.as_str().into()).or_insert(i);
+                }
+                if !rule.ids.iter().all(IdPattern::is_exact) {
+                    self.allow.push(i);
+                }
+            }
+            Effect::Allow => self.allow.push(i),
+        }
+    }
 }
 
 /// A loaded, validated policy.
@@ -246,10 +270,7 @@ impl Policy {
                 .map(|(_, ix)| ix)
                 .chain(rule.listener.is_none().then_some(&mut wildcard));
             for ix in lists {
-                match rule.effect {
-                    Effect::Deny => ix.deny.push(i),
-                    Effect::Allow => ix.allow.push(i),
-                }
+                ix.add(i, rule);
             }
         }
         Self {
@@ -278,10 +299,19 @@ impl Policy {
                 rule: Some(rule.name.clone()),
             };
         }
-        if let Some(rule) = first(&ix.allow) {
+        // The first allow rule in file order: the exact-ID hit, unless a rule scanned
+        // before it applies.
+        let exact = ix.exact_allow.get(request.peer.as_str()).copied();
+        let scanned = ix
+            .allow
+            .iter()
+            .copied()
+            .take_while(|&i| exact.is_none_or(|e| i < e))
+            .find(|&i| self.rules[i].applies(request, canonical));
+        if let Some(i) = scanned.or(exact) {
             return Decision {
                 allow: true,
-                rule: Some(rule.name.clone()),
+                rule: Some(self.rules[i].name.clone()),
             };
         }
         Decision {
@@ -508,6 +538,34 @@ mod tests {
         assert_eq!(d.to_string(), "allow (rule --allow)");
         assert!(!decide(&policy, "other", "spiffe://example.org/ns/a").allow);
         assert!(!decide(&policy, "in", "spiffe://example.org/x").allow);
+    }
+
+    #[test]
+    fn first_allow_rule_in_file_order_is_named_whether_exact_or_not() {
+        let text = "rules:\n  - {name: wide, listener: api, allow: [\"spiffe://td/ns/**\"]}\n  - {name: exact, listener: api, allow: [spiffe://td/ns/a]}\n  - {name: exact-first, listener: b, allow: [spiffe://td/ns/a]}\n  - {name: wide-later, listener: b, allow: [\"spiffe://td/**\"]}\n";
+        let policy = Policy::from_yaml(text, "p.yaml").unwrap();
+        assert_eq!(
+            decide(&policy, "api", "spiffe://td/ns/a").to_string(),
+            "allow (rule wide)"
+        );
+        assert_eq!(
+            decide(&policy, "b", "spiffe://td/ns/a").to_string(),
+            "allow (rule exact-first)"
+        );
+        assert_eq!(
+            decide(&policy, "b", "spiffe://td/x").to_string(),
+            "allow (rule wide-later)"
+        );
+    }
+
+    #[test]
+    fn exact_allow_does_not_override_a_deny_rule() {
+        let text = "rules:\n  - {name: a, listener: api, allow: [spiffe://td/ns/a]}\n  - {name: d, listener: \"*\", deny: [\"spiffe://td/ns/*\"]}\n";
+        let policy = Policy::from_yaml(text, "p.yaml").unwrap();
+        assert_eq!(
+            decide(&policy, "api", "spiffe://td/ns/a").to_string(),
+            "deny (rule d)"
+        );
     }
 
     #[test]
