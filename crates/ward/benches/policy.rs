@@ -17,15 +17,17 @@ mod policy;
 
 use policy::{Policy, Request};
 
-/// `n` allow rules on listener `api`, one exact ID each, the last a `**` pattern with
-/// methods and paths, and one deny rule that never matches.
-fn policy_of(n: usize) -> Policy {
+/// `n` rules on listener `api`: one deny rule that never matches, allow rules with one
+/// exact ID each (or, `wildcard`, one `svcN/**` pattern each: the scanned worst case),
+/// and last a `**` pattern with methods and paths.
+fn policy_of(n: usize, wildcard: bool) -> Policy {
+    let tail = if wildcard { "/**" } else { "" };
     let mut text = String::from(
         "rules:\n  - {name: deny-legacy, listener: \"*\", deny: [\"spiffe://example.org/ns/legacy/**\"]}\n",
     );
     for i in 0..n - 2 {
         text.push_str(&format!(
-            "  - {{name: r{i}, listener: api, allow: [spiffe://example.org/ns/prod/sa/svc{i}]}}\n"
+            "  - {{name: r{i}, listener: api, allow: [\"spiffe://example.org/ns/prod/sa/svc{i}{tail}\"]}}\n"
         ));
     }
     text.push_str(
@@ -45,13 +47,19 @@ fn id(s: &str) -> SpiffeId {
 }
 
 fn bench(c: &mut Criterion) {
-    let first = id("spiffe://example.org/ns/prod/sa/svc0");
+    let first_exact = id("spiffe://example.org/ns/prod/sa/svc0");
+    let first_wild = id("spiffe://example.org/ns/prod/sa/svc0/x");
     let last = id("spiffe://example.org/ns/ops/team/oncall");
     let stranger = id("spiffe://example.org/ns/prod/sa/stranger");
-    for n in [10, 1000] {
-        let policy = policy_of(n);
+    for (n, wildcard) in [(10, false), (1000, false), (10, true), (1000, true)] {
+        let policy = policy_of(n, wildcard);
+        let (kind, first) = if wildcard {
+            ("wildcard", &first_wild)
+        } else {
+            ("exact", &first_exact)
+        };
         let cases = [
-            ("first rule allows", &first, None, None),
+            ("first rule allows", first, None, None),
             (
                 "last rule allows (http)",
                 &last,
@@ -69,7 +77,7 @@ fn bench(c: &mut Criterion) {
             };
             let decision = policy.decide(&request);
             assert_eq!(decision.allow, case != "default deny", "{case}");
-            c.bench_function(&format!("decide/{n} rules/{case}"), |b| {
+            c.bench_function(&format!("decide/{n} {kind} rules/{case}"), |b| {
                 b.iter(|| black_box(&policy).decide(black_box(&request)))
             });
         }
