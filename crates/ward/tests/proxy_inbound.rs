@@ -379,3 +379,36 @@ async fn admin_readyz_and_metrics_report_the_listener() {
     s.ward.signal("TERM");
     assert_eq!(s.ward.wait_exit(Duration::from_secs(15)), Some(0));
 }
+
+#[tokio::test]
+async fn over_max_connections_a_new_connection_is_closed_at_once_and_counted() {
+    let app = tcp_echo().await;
+    let s = inbound("tcp", &app.to_string(), &["--max-connections", "1"]);
+    let client = source(&s.dir.path().join("client.sock")).await;
+    let mut first = tls_connect(s.addr, &client, &[]).await.unwrap();
+    first.write_all(b"hold").await.unwrap();
+    let mut buf = [0u8; 4];
+    tokio::time::timeout(Duration::from_secs(10), first.read_exact(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    // The second connection is accepted by the kernel and closed by ward before TLS.
+    let second = tls_connect(s.addr, &client, &[]).await;
+    assert!(second.is_err(), "a second connection got through");
+    let (_, metrics) = plain_get(s.admin, "/metrics", &[]).await.unwrap();
+    assert!(
+        metrics.contains("ward_connections_rejected_total{listener=\"inbound\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("ward_connections_active{listener=\"inbound\"} 1"),
+        "{metrics}"
+    );
+    // The first one is untouched.
+    first.write_all(b"more").await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), first.read_exact(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&buf, b"more");
+}
