@@ -385,6 +385,14 @@ async fn over_max_connections_a_new_connection_is_closed_at_once_and_counted() {
     let app = tcp_echo().await;
     let s = inbound("tcp", &app.to_string(), &["--max-connections", "1"]);
     let client = source(&s.dir.path().join("client.sock")).await;
+    // wait_port's probe connection holds the one slot until ward sees its EOF.
+    for _ in 0..100 {
+        let (_, m) = plain_get(s.admin, "/metrics", &[]).await.unwrap();
+        if m.contains("ward_connections_active{listener=\"inbound\"} 0") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let mut first = tls_connect(s.addr, &client, &[]).await.unwrap();
     first.write_all(b"hold").await.unwrap();
     let mut buf = [0u8; 4];

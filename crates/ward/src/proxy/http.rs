@@ -181,7 +181,7 @@ impl HttpInbound {
         let path = req.uri().path().to_owned();
         let respond = |resp: Response<ProxyBody>, decision: &str, rule: &str| {
             tracing::info!(target: "access", listener = %self.name, remote = %peer.remote,
-                peer = %peer.id, method = %method, path = %path, version = ?req_version_str(&resp),
+                peer = %peer.id, method = %method, path = %path,
                 status = resp.status().as_u16(), decision, rule,
                 duration_ms = start.elapsed().as_millis() as u64, "request");
             resp
@@ -288,10 +288,6 @@ impl HttpInbound {
     }
 }
 
-fn req_version_str(resp: &Response<ProxyBody>) -> Version {
-    resp.version()
-}
-
 fn is_upgrade<B>(req: &Request<B>) -> bool {
     req.headers().contains_key(http::header::UPGRADE)
         && req
@@ -329,17 +325,24 @@ pub fn path_is_normal(path: &str) -> bool {
     if !path.starts_with('/') {
         return path == "*";
     }
-    let lower = path.to_ascii_lowercase();
-    if lower.contains("%2e")
-        || lower.contains("%2f")
-        || lower.contains("%5c")
-        || path.contains('\\')
-    {
+    // No allocation: this runs on every request.
+    let b = path.as_bytes();
+    let encoded_separator = b.windows(3).any(|w| {
+        w[0] == b'%'
+            && matches!(
+                (w[1], w[2].to_ascii_lowercase()),
+                (b'2', b'e' | b'f') | (b'5', b'c')
+            )
+    });
+    if encoded_separator || b.contains(&b'\\') {
         return false;
     }
-    !path[1..].split('/').enumerate().any(|(i, seg)| {
-        seg == "." || seg == ".." || (seg.is_empty() && i + 1 != path[1..].split('/').count())
-    })
+    let last = path[1..].split('/').count() - 1;
+    // A trailing slash (an empty last segment) is normal; `//` inside is not.
+    !path[1..]
+        .split('/')
+        .enumerate()
+        .any(|(i, seg)| seg == "." || seg == ".." || (seg.is_empty() && i != last))
 }
 
 /// Envoy's XFCC element: `By=<our id>;Hash=<hex sha256 of the peer leaf DER>;URI=<peer id>`.

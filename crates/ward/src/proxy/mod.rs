@@ -135,7 +135,9 @@ impl Proxy {
             ready,
         } = self;
         let rotations = tokio::spawn(count_rotations(shared.clone()));
-        let admin = admin.map(|a| tokio::spawn(a.run(shared.shutdown.clone())));
+        // The admin listener outlives the drain, so /readyz can say "draining" meanwhile.
+        let (admin_stop, admin_rx) = watch::channel(false);
+        let admin = admin.map(|a| tokio::spawn(a.run(admin_rx)));
         let mut tasks = Vec::new();
         for l in inbound {
             tasks.push(tokio::spawn(l.run()));
@@ -156,8 +158,9 @@ impl Proxy {
             let _ = t.await;
         }
         rotations.abort();
+        let _ = admin_stop.send(true);
         if let Some(a) = admin {
-            a.abort();
+            let _ = a.await;
         }
         tracing::info!("drained; bye");
     }
