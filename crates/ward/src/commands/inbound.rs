@@ -13,8 +13,9 @@ use crate::policy::{IdPattern, Policy};
 /// Where identity comes from and the settings every one-liner shares.
 #[derive(Debug, clap::Args)]
 pub struct Common {
-    /// Workload API endpoint (default: SPIFFE_ENDPOINT_SOCKET).
-    #[arg(long, env = "SPIFFE_ENDPOINT_SOCKET", conflicts_with_all = ["cert", "key", "bundle"])]
+    /// Workload API endpoint (default: SPIFFE_ENDPOINT_SOCKET). Not used with --cert: a
+    /// sidecar's environment often carries SPIFFE_ENDPOINT_SOCKET anyway, so files win.
+    #[arg(long, env = "SPIFFE_ENDPOINT_SOCKET")]
     pub socket: Option<String>,
     /// SVID certificate chain (PEM), instead of the Workload API; watched for changes.
     #[arg(long, requires_all = ["key", "bundle"])]
