@@ -55,6 +55,14 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 /// Starts identity, binds everything, serves until a signal, drains; exit 0.
 pub async fn serve(config: Config, policy: Policy) -> CmdResult {
     let metrics = Arc::new(Metrics::new());
+    let names: Vec<&str> = config.listener_names().collect();
+    for (rule, listener) in policy.unknown_listeners(&names) {
+        tracing::warn!(
+            rule,
+            listener,
+            "policy rule names a listener this config does not have"
+        );
+    }
     let policy = PolicyHandle::new(policy);
     let source = identity::start(&config.identity).await?;
     if let Some(path) = &config.policy_file {
