@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 mod config;
+pub mod files;
 mod resolver;
 mod verifier;
 

@@ -317,3 +317,41 @@ async fn alpn_negotiates_h2() {
         Some(&b"h2"[..])
     );
 }
+
+#[tokio::test]
+async fn handshake_fails_without_svid() {
+    let ca = Ca::new("example.org");
+    let mut bundles = ward_spiffe::BundleSet::new();
+    bundles.insert(ca.bundle());
+    let empty = ward_workload::X509Source::from_context(ward_workload::X509Context {
+        svids: Vec::new(),
+        bundles,
+    });
+    assert!(empty.svid().is_none());
+    let mut server = Server::start(server_config(&empty, ALPN).unwrap()).await;
+    let client_source = source(ca.svid("/client"), &[&ca]);
+    let client = client_config(&client_source, ALPN).unwrap();
+    assert!(connect(client, server.addr, "localhost").await.is_err());
+    assert!(server.next().await.is_err());
+}
+
+#[tokio::test]
+async fn tls12_peer_is_verified_like_tls13() {
+    let ca = Ca::new("example.org");
+    let (mut server, trust) = ward_server(&ca, &[]).await;
+    let issued = ca.issue(&Leaf::svid(CLIENT));
+    let client = fixed_client_with(&trust, Some(&issued), &[&rustls::version::TLS12]);
+    let mut tls = connect(client, server.addr, "localhost").await.unwrap();
+    round_trip(&mut tls).await.unwrap();
+    assert_eq!(
+        tls.get_ref().1.protocol_version(),
+        Some(rustls::ProtocolVersion::TLSv1_2)
+    );
+    assert_eq!(ward_tls::peer_id(tls.get_ref().1).unwrap().as_str(), SERVER);
+    assert_eq!(server.next().await.unwrap().peer.unwrap().as_str(), CLIENT);
+
+    let impostor = Ca::new("example.org").issue(&Leaf::svid(CLIENT));
+    let client = fixed_client_with(&trust, Some(&impostor), &[&rustls::version::TLS12]);
+    assert!(connect(client, server.addr, "localhost").await.is_err());
+    assert!(server.next().await.is_err());
+}

@@ -53,6 +53,11 @@ impl Ca {
         self.issuer.der().clone()
     }
 
+    /// The CA certificate as PEM.
+    pub fn cert_pem(&self) -> String {
+        self.issuer.pem()
+    }
+
     /// The bundle holding this CA.
     pub fn bundle(&self) -> X509Bundle {
         X509Bundle::new(self.td.clone(), vec![self.cert()])
@@ -65,6 +70,8 @@ impl Ca {
         Issued {
             chain: vec![cert.der().clone()],
             key: PrivatePkcs8KeyDer::from(key.serialize_der()),
+            chain_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
         }
     }
 
@@ -149,6 +156,8 @@ fn fastrand_serial() -> u64 {
 pub struct Issued {
     pub chain: Vec<CertificateDer<'static>>,
     pub key: PrivatePkcs8KeyDer<'static>,
+    pub chain_pem: String,
+    pub key_pem: String,
 }
 
 impl Issued {
@@ -287,8 +296,17 @@ pub fn tls_error(err: &io::Error) -> Option<&rustls::Error> {
 
 /// A client presenting a fixed chain (or none), verifying the server with our verifier.
 pub fn fixed_client(trust: &X509Source, identity: Option<&Issued>) -> Arc<ClientConfig> {
+    fixed_client_with(trust, identity, rustls::ALL_VERSIONS)
+}
+
+/// [`fixed_client`] restricted to `versions`.
+pub fn fixed_client_with(
+    trust: &X509Source,
+    identity: Option<&Issued>,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Arc<ClientConfig> {
     let builder = ClientConfig::builder_with_provider(crypto_provider())
-        .with_protocol_versions(rustls::ALL_VERSIONS)
+        .with_protocol_versions(versions)
         .unwrap()
         .dangerous()
         .with_custom_certificate_verifier(SpiffeVerifier::new(trust.clone()));
