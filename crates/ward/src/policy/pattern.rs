@@ -148,6 +148,9 @@ fn trust_domain_ok(td: &str) -> Result<(), String> {
 pub struct IdPattern {
     text: String,
     trust_domain: Box<str>,
+    /// The literal path before the first wildcard (`/ns/prod/` for `/ns/prod/*/x`):
+    /// a memcmp that rejects most non-matching IDs before the segment walk.
+    prefix: Box<str>,
     segments: Box<[Segment]>,
     rest: Rest,
 }
@@ -187,9 +190,11 @@ impl IdPattern {
         } else {
             split(path, id_segment_ok).map_err(fail)?
         };
+        let literal_end = path.find('*').unwrap_or(path.len());
         let pattern = Self {
             text: s.to_owned(),
             trust_domain: td.into(),
+            prefix: path[..literal_end].into(),
             segments: segments.into(),
             rest,
         };
@@ -203,6 +208,7 @@ impl IdPattern {
     /// True when `id` matches.
     pub fn matches(&self, id: &SpiffeId) -> bool {
         *self.trust_domain == *id.trust_domain_str()
+            && id.path().starts_with(&*self.prefix)
             && match_segments(&self.segments, self.rest, id.path())
     }
 
