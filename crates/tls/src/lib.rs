@@ -6,6 +6,7 @@
 //! peer's own trust domain with every X509-SVID leaf rule, and never looks at DNS names.
 //! [`server_config`] and [`client_config`] build the configs a listener keeps for its
 //! whole life; [`peer_id`] reads the verified peer's SPIFFE ID off a connection.
+//! [`files`] feeds a source from PEM files instead of the Workload API.
 //! This crate opens no sockets.
 //!
 //! Every config uses the aws-lc-rs provider ([`crypto_provider`]), TLS 1.2 and 1.3,

@@ -103,7 +103,7 @@ impl Leaf {
             not_before: now - time::Duration::hours(1),
             not_after: now + time::Duration::hours(1),
             is_ca: false,
-            serial: fastrand_serial(),
+            serial: unique_serial(),
         }
     }
 
@@ -147,7 +147,7 @@ impl Leaf {
 }
 
 /// A serial that differs between leaves (the current time in nanoseconds).
-fn fastrand_serial() -> u64 {
+fn unique_serial() -> u64 {
     let nanos = OffsetDateTime::now_utc().unix_timestamp_nanos();
     (nanos as u64) | 1
 }
