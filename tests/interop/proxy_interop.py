@@ -149,11 +149,11 @@ def main():
         check("openssl s_client verifies ward's chain against the bundle; leaf carries the server ID", openssl_verifies_chain)
         check("openssl s_client without a client certificate gets no answer", openssl_without_cert_is_refused)
 
-        from spiffe import SpiffeId, X509Source
+        from spiffe import SpiffeId, WorkloadApiClient, X509Source
         from spiffetls import ListenOptions, dial, listen
         from spiffetls.tlsconfig.authorize import authorize_id
 
-        py_source = X509Source(workload_api_client=localhost_authority_client(f"unix://{sock('py')}"),
+        py_source = X509Source(workload_api_client=WorkloadApiClient(f"unix://{sock('py')}"),
                                timeout_in_seconds=20)
 
         def spiffe_tls_client():
@@ -237,29 +237,6 @@ def main():
     failed = [n for n, ok, _ in results if not ok]
     print(f"proxy interop: {len(results) - len(failed)} passed, {len(failed)} failed")
     return 1 if failed else 0
-
-
-def localhost_authority_client(endpoint):
-    """py-spiffe's WorkloadApiClient with `:authority` set to `localhost`.
-
-    grpc-core (>= 1.57) sends the percent-encoded socket path as the HTTP/2 `:authority`
-    of a unix: channel, which the h2 crate under tonic rejects (grpc/grpc#38142,
-    hyperium/h2#487); the same workaround as py_spiffe_interop.py. It concerns the
-    Workload API only, not the TLS interop tested here.
-    """
-    import grpc
-    from spiffe import WorkloadApiClient
-    from spiffe.workloadapi.grpc import header_manipulator_client_interceptor as hm
-    from spiffe.workloadapi.workload_api_client import WORKLOAD_API_HEADER_KEY, WORKLOAD_API_HEADER_VALUE
-
-    class Client(WorkloadApiClient):
-        def _get_spiffe_grpc_channel(self):
-            target = self._grpc_target(self._config.spiffe_endpoint_socket)
-            channel = grpc.insecure_channel(target, options=[("grpc.default_authority", "localhost")])
-            return grpc.intercept_channel(
-                channel, hm.header_adder_interceptor(WORKLOAD_API_HEADER_KEY, WORKLOAD_API_HEADER_VALUE))
-
-    return Client(endpoint)
 
 
 def ssl_peer_pem(port, f):

@@ -152,19 +152,19 @@ def start_ward(ward_bin: str, workdir: str):
     return proc, sock
 
 
-class LocalhostAuthorityClient(WorkloadApiClient):
-    """py-spiffe's client with one change: `:authority` is `localhost`.
+class RawPathAuthorityClient(WorkloadApiClient):
+    """py-spiffe's client sending the raw socket path as `:authority`, as grpc-java does.
 
-    grpc-core (>= 1.57) sends the percent-encoded socket path as the HTTP/2 `:authority`
-    of a unix: channel, which the h2 crate under tonic rejects as malformed
-    (RST_STREAM PROTOCOL_ERROR; grpc/grpc#38142, hyperium/h2#487). Used only when the
-    stock client fails, so that the rest of the interop still runs and the stock
-    failure stays reported on its own line.
+    The stock client (grpc-core >= 1.57) sends the percent-encoded path instead. Both
+    are malformed authorities to the upstream h2 crate, which resets the stream
+    (grpc/grpc#38142, hyperium/h2#487); ward's vendored h2 treats them as absent, as
+    SPIRE's Go server does. This client checks the second spelling.
     """
 
     def _get_spiffe_grpc_channel(self):
+        path = self._config.spiffe_endpoint_socket.removeprefix("unix://")
         target = self._grpc_target(self._config.spiffe_endpoint_socket)
-        channel = grpc.insecure_channel(target, options=[("grpc.default_authority", "localhost")])
+        channel = grpc.insecure_channel(target, options=[("grpc.default_authority", path)])
         from spiffe.workloadapi.grpc import header_manipulator_client_interceptor as hm
         from spiffe.workloadapi.workload_api_client import (
             WORKLOAD_API_HEADER_KEY, WORKLOAD_API_HEADER_VALUE)
@@ -208,19 +208,19 @@ def main() -> int:
         td = TrustDomain(TD)
         state = {}
 
-        @check("stock py-spiffe WorkloadApiClient reaches ward (grpc-core's default :authority)")
-        def _():
-            stock = WorkloadApiClient(endpoint, default_timeout=CALL_TIMEOUT)
-            try:
-                assert str(stock.fetch_x509_svid().spiffe_id) == APP_ID
-            finally:
-                stock.close()
+        # Every check below uses the stock client: grpc-core's default `:authority` for a
+        # unix: channel is the percent-encoded socket path, which ward must accept.
+        client = WorkloadApiClient(endpoint, default_timeout=CALL_TIMEOUT)
 
-        if _():
-            client = WorkloadApiClient(endpoint, default_timeout=CALL_TIMEOUT)
-        else:
-            print("NOTE: the remaining checks use py-spiffe with :authority=localhost", flush=True)
-            client = LocalhostAuthorityClient(endpoint, default_timeout=CALL_TIMEOUT)
+        @check("a client sending the raw socket path as :authority (as grpc-java does) reaches ward")
+        def _():
+            raw = RawPathAuthorityClient(endpoint, default_timeout=CALL_TIMEOUT)
+            try:
+                assert str(raw.fetch_x509_svid().spiffe_id) == APP_ID
+            finally:
+                raw.close()
+
+        _()
 
         @check("fetch_x509_svid: SPIFFE ID and chain verify against the bundle")
         def _():
