@@ -6,8 +6,8 @@ mod commands;
 mod config;
 mod logging;
 mod policy;
-mod reload;
 mod proxy;
+mod reload;
 
 use std::process::ExitCode;
 
