@@ -375,6 +375,11 @@ async fn admin_readyz_and_metrics_report_the_listener() {
     let v: serde_json::Value = serde_json::from_str(&config).unwrap();
     assert_eq!(v["identity"]["spiffe_id"], SERVER);
     assert_eq!(v["listeners"]["inbound"][0]["name"], "inbound");
+    // The policy in force, rule by rule (here the one rule `--allow` makes).
+    assert_eq!(v["policy_rules"], 1);
+    assert_eq!(v["policy"][0]["name"], "--allow");
+    assert_eq!(v["policy"][0]["effect"], "allow");
+    assert_eq!(v["policy"][0]["ids"][0], CLIENT);
     // SIGTERM: exit 0.
     s.ward.signal("TERM");
     assert_eq!(s.ward.wait_exit(Duration::from_secs(15)), Some(0));

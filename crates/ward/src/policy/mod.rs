@@ -325,6 +325,35 @@ impl Policy {
         self.rules.len()
     }
 
+    /// The rules as loaded, in file order, for the admin `/config` view: name,
+    /// listener (`*` for all), effect, IDs, and methods and paths when the rule has them.
+    pub fn rules_json(&self) -> serde_json::Value {
+        let rules: Vec<serde_json::Value> = self
+            .rules
+            .iter()
+            .map(|r| {
+                let mut rule = serde_json::json!({
+                    "name": &*r.name,
+                    "listener": r.listener.as_deref().unwrap_or("*"),
+                    "effect": match r.effect { Effect::Allow => "allow", Effect::Deny => "deny" },
+                    "ids": r.ids.iter().map(IdPattern::as_str).collect::<Vec<_>>(),
+                });
+                if let Some(methods) = &r.methods {
+                    rule["methods"] = methods.iter().map(|m| &**m).collect::<Vec<_>>().into();
+                }
+                if let Some(paths) = &r.paths {
+                    rule["paths"] = paths
+                        .iter()
+                        .map(PathPattern::as_str)
+                        .collect::<Vec<_>>()
+                        .into();
+                }
+                rule
+            })
+            .collect();
+        serde_json::Value::Array(rules)
+    }
+
     /// True when there are no rules (everything is denied).
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
@@ -587,6 +616,20 @@ mod tests {
         assert!(
             err.contains("p.yaml:3: rules[1].name: rule name \"r\" is used twice"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn rules_json_lists_every_rule_as_written() {
+        let text = "rules:\n  - {name: reads, listener: api, allow: [\"spiffe://td/ns/**\"], methods: [GET], paths: [\"/v1/*/x\"]}\n  - {name: block, listener: \"*\", deny: [spiffe://td]}\n";
+        let policy = Policy::from_yaml(text, "p.yaml").unwrap();
+        assert_eq!(
+            policy.rules_json(),
+            serde_json::json!([
+                {"name": "reads", "listener": "api", "effect": "allow",
+                 "ids": ["spiffe://td/ns/**"], "methods": ["GET"], "paths": ["/v1/*/x"]},
+                {"name": "block", "listener": "*", "effect": "deny", "ids": ["spiffe://td"]},
+            ])
         );
     }
 

@@ -236,6 +236,8 @@ impl fmt::Display for IdPattern {
 pub struct PathPattern {
     segments: Box<[Segment]>,
     rest: Rest,
+    /// The pattern as written, for `/config` and messages.
+    text: Box<str>,
 }
 
 /// Characters of a literal path segment: RFC 3986 `pchar` without `%`. Patterns are
@@ -283,7 +285,13 @@ impl PathPattern {
         Ok(Self {
             segments: segments.into(),
             rest,
+            text: s.into(),
         })
+    }
+
+    /// The pattern as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
     }
 
     /// True when the (canonical, query-free) request path matches.

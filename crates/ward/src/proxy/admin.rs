@@ -170,6 +170,7 @@ impl AdminState {
             "trust_domains": trust_domains,
             "listeners": self.listeners,
             "policy_rules": policy.len(),
+            "policy": policy.rules_json(),
         })
     }
 }
