@@ -45,7 +45,7 @@ fn egress_example_is_valid() {
         "{text}"
     );
     assert!(
-        text.contains("outbound egress: 127.0.0.1:3128 http proxy, 2 routes"),
+        text.contains("outbound egress: 127.0.0.1:3128 http proxy, 3 routes"),
         "{text}"
     );
 }

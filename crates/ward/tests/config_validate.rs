@@ -189,6 +189,18 @@ fn bad_expect_pattern_is_refused() {
 }
 
 #[test]
+fn route_host_without_port_needs_an_upstream() {
+    let config = "outbound:\n  - name: out\n    listen: 127.0.0.1:3128\n    http_proxy:\n      routes:\n        - host: payments.internal\n          expect: [spiffe://example.org/p]\n";
+    refused(
+        config,
+        &["ward.yaml:6: outbound[0].http_proxy.routes[0].upstream: is required when host \"payments.internal\" has no port"],
+    );
+    let config = "outbound:\n  - name: out\n    listen: 127.0.0.1:3128\n    http_proxy:\n      routes:\n        - host: payments.internal\n          upstream: payments.prod.svc:8443\n          expect: [spiffe://example.org/p]\n";
+    let (code, text) = validate(config, None);
+    assert_eq!(code, 0, "{text}");
+}
+
+#[test]
 fn every_problem_is_reported_in_one_run() {
     let config = "policy_file: policy.yaml\ninbound:\n  - name: api\n    listen: nowhere\n    target: 10.1.1.1:80\n    protocol: udp\n";
     refused(

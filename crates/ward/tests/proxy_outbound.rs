@@ -112,7 +112,7 @@ fn proxy_config(m: &Mesh, listen: &str, expect: &str) -> std::path::PathBuf {
         .path()
         .join(format!("proxy-{}.yaml", listen.replace([':', '.'], "_")));
     let text = format!(
-        "admin: off\nworkload_api:\n  socket: {sock}\noutbound:\n  - name: egress\n    listen: {listen}\n    http_proxy:\n      routes:\n        - host: echo.internal:80\n          upstream: {up}\n          expect: [\"{expect}\"]\n",
+        "admin: off\nworkload_api:\n  socket: {sock}\noutbound:\n  - name: egress\n    listen: {listen}\n    http_proxy:\n      routes:\n        - host: echo.internal:80\n          upstream: {up}\n          expect: [\"{expect}\"]\n        - host: anyport.internal\n          upstream: {up}\n          expect: [\"{expect}\"]\n",
         sock = socket_uri(&m.dir.path().join("client.sock")),
         up = m.inbound,
     );
@@ -134,6 +134,12 @@ async fn http_proxy_mode_serves_absolute_form_and_connect_and_refuses_unknown_ho
     assert_eq!(status, 200, "{body}\n{}", log_of(m.dir.path(), "proxy"));
     assert!(body.starts_with("GET /abs HTTP/1.1"), "{body}");
     assert!(body.contains(&format!("x-spiffe-id: {CLIENT}")), "{body}");
+    // A route written without a port serves every port of its host.
+    let (status, body) = plain_get(listen, "http://anyport.internal:8080/any", &[])
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.starts_with("GET /any HTTP/1.1"), "{body}");
     // unknown host
     let (status, body) = plain_get(listen, "http://nowhere.internal/abs", &[])
         .await

@@ -444,14 +444,28 @@ fn routes<T>(
     for (i, r) in raw.iter().enumerate() {
         let f = format!("{field}[{i}]");
         let r = &r.value;
-        let host = net::upstream(&r.host.value)
+        let host = net::route_host(&r.host.value)
             .map_err(|m| p.at(line(&r.host), format!("{f}.host"), m))
             .ok();
         let upstream = match &r.upstream {
             Some(u) => net::upstream(&u.value)
                 .map_err(|m| p.at(line(u), format!("{f}.upstream"), m))
                 .ok(),
-            None => host.clone(),
+            // Without an upstream ward connects to the host itself, so it needs a port.
+            None => host.as_ref().and_then(|h| {
+                if h.contains(':') {
+                    Some(h.clone())
+                } else {
+                    p.at(
+                        line(&r.host),
+                        format!("{f}.upstream"),
+                        format!(
+                            "is required when host {h:?} has no port (where should ward connect?)"
+                        ),
+                    );
+                    None
+                }
+            }),
         };
         let expect = patterns(&format!("{f}.expect"), &r.expect, p);
         if let Some(h) = &host {

@@ -89,6 +89,24 @@ pub(crate) fn upstream(s: &str) -> Result<String, String> {
     Ok(s.to_owned())
 }
 
+/// Checks the `host` of an HTTP proxy route: `host:port`, or a bare DNS name or IPv4
+/// address, which matches every port of that host (`http://api.internal/x` and
+/// `CONNECT api.internal:443` alike). Returned lowercased, as requests are matched.
+pub(crate) fn route_host(s: &str) -> Result<String, String> {
+    if s.contains(':') {
+        return upstream(s).map(|h| h.to_ascii_lowercase());
+    }
+    let ok = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_');
+    if !ok {
+        return Err(format!(
+            "{s:?} is not a host name or host:port (e.g. payments.internal or payments.internal:80)"
+        ));
+    }
+    Ok(s.to_ascii_lowercase())
+}
+
 /// True when two listen addresses cannot both be bound: the same port and the same
 /// address, or one of them the wildcard address of the same family (or `[::]`,
 /// which is dual-stack by default on Linux). Port 0 (any free port) never clashes.
@@ -166,6 +184,22 @@ mod tests {
             "[zz]:1",
         ] {
             assert!(upstream(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn route_host_may_leave_out_the_port() {
+        assert_eq!(
+            route_host("Payments.Internal").unwrap(),
+            "payments.internal"
+        );
+        assert_eq!(
+            route_host("payments.internal:80").unwrap(),
+            "payments.internal:80"
+        );
+        assert_eq!(route_host("10.0.0.1").unwrap(), "10.0.0.1");
+        for bad in ["", "a b", "http://p", "p:0", "p/x", "[::1]"] {
+            assert!(route_host(bad).is_err(), "{bad}");
         }
     }
 

@@ -137,7 +137,7 @@ impl Metrics {
         );
         registry.register(
             "handshakes",
-            "TLS handshakes per listener and result (ok, error, timeout)",
+            "TLS handshakes per listener and result (ok, error; a handshake timeout is an error)",
             m.handshakes.clone(),
         );
         registry.register(
