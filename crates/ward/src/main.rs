@@ -58,6 +58,8 @@ fn main() -> ExitCode {
         Command::Validate(args) => commands::validate::main(args),
         Command::Policy(cmd) => commands::policy::main(cmd),
     };
+    // Buffered log lines go out before anything else is printed or the process ends.
+    logging::flush();
     match result {
         Ok(code) => code,
         Err(err) => {
