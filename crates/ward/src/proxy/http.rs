@@ -83,6 +83,12 @@ struct Peer {
     xfcc: Option<HeaderValue>,
 }
 
+/// Largest HTTP/1 read buffer per connection, each side. hyper's default (about
+/// 400 KiB) lets every connection streaming a large body grow a buffer that size; 64
+/// KiB still reads four whole TLS records at a time and keeps the peak resident memory
+/// of many concurrent large transfers down.
+const H1_MAX_BUF: usize = 64 * 1024;
+
 impl HttpInbound {
     /// The handler of listener `config`.
     pub fn new(config: &Inbound, shared: &Shared, metrics: ListenerMetrics) -> Self {
@@ -92,7 +98,8 @@ impl HttpInbound {
         };
         let mut b = Client::builder(TokioExecutor::new());
         b.pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(90));
+            .pool_idle_timeout(Duration::from_secs(90))
+            .http1_max_buf_size(H1_MAX_BUF);
         let h1 = b.build(connector.clone());
         let h2c = b.http2_only(true).build(connector);
         Self {
@@ -124,6 +131,7 @@ impl HttpInbound {
         let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
         builder
             .http1()
+            .max_buf_size(H1_MAX_BUF)
             .timer(TokioTimer::new())
             .header_read_timeout(self.shared.limits.idle_timeout);
         builder.http2().timer(TokioTimer::new());
