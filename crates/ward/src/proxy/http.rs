@@ -210,7 +210,7 @@ impl HttpInbound {
                 method: Some(method.as_str()),
                 path: Some(&path),
             });
-        self.metrics.authz(decision.rule.as_deref(), decision.allow);
+        self.metrics.authz(decision.rule.as_ref(), decision.allow);
         let rule = decision.rule.as_deref().unwrap_or("default-deny");
         if !decision.allow {
             let body = format!(

@@ -161,7 +161,7 @@ impl InboundConn {
             path: None,
         });
         let rule = decision.rule.as_deref().unwrap_or("default-deny");
-        self.metrics.authz(decision.rule.as_deref(), decision.allow);
+        self.metrics.authz(decision.rule.as_ref(), decision.allow);
         if !decision.allow {
             // Handshake done, policy says no: close_notify, then close. No byte of the
             // peer reaches the app.

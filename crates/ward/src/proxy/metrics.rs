@@ -27,8 +27,9 @@ struct HandshakeLabels {
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct AuthzLabels {
-    listener: String,
-    rule: String,
+    // Arc'd so that building the labels of a decision allocates nothing.
+    listener: Arc<str>,
+    rule: Arc<str>,
     decision: &'static str,
 }
 
@@ -63,7 +64,9 @@ pub struct Metrics {
 /// The pre-created series of one listener.
 #[derive(Debug, Clone)]
 pub struct ListenerMetrics {
-    name: String,
+    name: Arc<str>,
+    /// The `rule` label of a request no rule matched.
+    default_deny: Arc<str>,
     authz: Family<AuthzLabels, Counter>,
     /// Connections accepted (before the TLS handshake).
     pub accepted: Counter,
@@ -86,10 +89,10 @@ pub struct ListenerMetrics {
 impl ListenerMetrics {
     /// Counts one authorization decision. The rule label is dynamic (the policy is
     /// hot-reloaded), so this one goes through the family's read lock.
-    pub fn authz(&self, rule: Option<&str>, allow: bool) {
+    pub fn authz(&self, rule: Option<&Arc<str>>, allow: bool) {
         let labels = AuthzLabels {
             listener: self.name.clone(),
-            rule: rule.unwrap_or("default-deny").to_owned(),
+            rule: rule.unwrap_or(&self.default_deny).clone(),
             decision: if allow { "allow" } else { "deny" },
         };
         self.authz.get_or_create(&labels).inc();
@@ -198,7 +201,8 @@ impl Metrics {
         let active = self.active.get_or_create(&l).clone();
         let upstream_errors = self.upstream_errors.get_or_create(&l).clone();
         ListenerMetrics {
-            name: name.to_owned(),
+            name: name.into(),
+            default_deny: "default-deny".into(),
             authz: self.authz.clone(),
             accepted,
             rejected,
@@ -261,7 +265,7 @@ mod tests {
         let m = Metrics::new();
         let l = m.listener("api");
         l.accepted.inc();
-        l.authz(Some("frontend"), true);
+        l.authz(Some(&Arc::from("frontend")), true);
         l.authz(None, false);
         l.bytes_in.inc_by(10);
         let stats = Arc::new(ReloadStats::default());
