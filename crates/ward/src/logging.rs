@@ -7,7 +7,7 @@
 //! flushes every [`FLUSH_EVERY`], a `WARN` or `ERROR` line is flushed at once (so
 //! problems are never held back), and [`flush`] runs before `main` returns.
 
-use std::io::{self, BufWriter, Stderr, Write};
+use std::io::{self, BufWriter, IsTerminal, Stderr, Write};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
@@ -95,8 +95,12 @@ fn flushed_at_once(level: &Level) -> bool {
 /// Installs the global subscriber and starts the periodic flush.
 pub fn init() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colours only for a person at a terminal: a log file or collector gets plain
+    // text (and formatting escape codes per field cost measurable time per request).
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(BufferedStderr);
     if std::env::var("WARD_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json")) {
         builder.json().init();
