@@ -2,9 +2,9 @@
 //! configs (rustls connections pumping bytes through buffers, no sockets), and of one
 //! resolver lookup (what every handshake pays to find our SVID).
 //!
-//! Measured 2026-11-23 on the shared 2-core dev machine under load (`cargo bench -p
-//! ward-tls`): full TLS 1.3 mTLS handshake, P-256, both sides in one thread: 879 us
-//! (848-913); `SvidResolver` resolve: 53 ns (50-55).
+//! Measured 2026-11-30 on the idle 2-core dev machine (`cargo bench -p ward-tls`): full
+//! TLS 1.3 mTLS handshake, P-256, both sides in one thread: 543 us; `SvidResolver`
+//! resolve: 38 ns. (Under load on 2026-11-23: 879 us and 53 ns.)
 
 #[path = "../tests/common/mod.rs"]
 mod common;
