@@ -212,6 +212,37 @@ async fn tcp_mode_copies_bytes_for_an_allowed_peer_and_half_close_works() {
     assert_eq!(back.len(), big.len());
 }
 
+/// The value of one metric series in Prometheus text, 0 when absent.
+fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn bytes_metric_counts_while_the_connection_is_still_open() {
+    let app = tcp_echo().await;
+    let s = inbound("tcp", &app.to_string(), &[]);
+    let client = source(&s.dir.path().join("client.sock")).await;
+    let mut tls = tls_connect(s.addr, &client, &[]).await.unwrap();
+    let data = vec![5u8; 100_000];
+    tls.write_all(&data).await.unwrap();
+    tls.flush().await.unwrap();
+    let mut back = vec![0u8; data.len()];
+    tokio::time::timeout(Duration::from_secs(10), tls.read_exact(&mut back))
+        .await
+        .unwrap()
+        .unwrap();
+    // The connection stays open: a long-lived tunnel must show up before it ends.
+    let series = |d: &str| format!("ward_bytes_total{{listener=\"inbound\",direction=\"{d}\"}}");
+    let (_, text) = plain_get(s.admin, "/metrics", &[]).await.unwrap();
+    let (bytes_in, bytes_out) = (metric(&text, &series("in")), metric(&text, &series("out")));
+    // TLS bytes on the client socket: the payload plus record overhead and the handshake.
+    assert!(bytes_in > 100_000.0, "in = {bytes_in}\n{text}");
+    assert!(bytes_out > 100_000.0, "out = {bytes_out}\n{text}");
+    drop(tls);
+}
+
 #[tokio::test]
 async fn tcp_mode_denied_peer_is_closed_without_reaching_the_app() {
     let app = tcp_echo().await;

@@ -107,7 +107,10 @@ impl InboundConn {
     ) {
         let _ = sock.set_nodelay(true);
         let start = Instant::now();
-        let stats = ConnStats::new();
+        let stats = ConnStats::new(
+            self.metrics.bytes_in.clone(),
+            self.metrics.bytes_out.clone(),
+        );
         let metered = Metered::new(sock, stats.clone());
         let timeout = self.shared.limits.handshake_timeout;
         let tls = match tokio::time::timeout(timeout, self.acceptor.accept(metered)).await {
@@ -140,9 +143,6 @@ impl InboundConn {
             }
             None => self.serve_tcp(tls, &peer, remote, &stats, start).await,
         }
-        let (bytes_in, bytes_out) = stats.bytes();
-        self.metrics.bytes_in.inc_by(bytes_in);
-        self.metrics.bytes_out.inc_by(bytes_out);
     }
 
     async fn serve_tcp(

@@ -8,6 +8,7 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use prometheus_client::metrics::counter::Counter;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 
@@ -34,16 +35,32 @@ pub struct ConnStats {
     /// Bytes written to the client side.
     pub bytes_out: AtomicU64,
     last_activity_ms: AtomicU64,
+    /// The listener's `ward_bytes_total` series, added to as bytes move (not when the
+    /// connection closes), so a long-lived tunnel or stream shows up in the metrics.
+    listener_in: Counter,
+    listener_out: Counter,
 }
 
 impl ConnStats {
-    /// Fresh stats, active now.
-    pub fn new() -> Arc<Self> {
+    /// Fresh stats, active now, also counting into the listener's byte counters.
+    pub fn new(listener_in: Counter, listener_out: Counter) -> Arc<Self> {
         Arc::new(Self {
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
             last_activity_ms: AtomicU64::new(now_ms()),
+            listener_in,
+            listener_out,
         })
+    }
+    fn read(&self, n: usize) {
+        self.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+        self.listener_in.inc_by(n as u64);
+        self.touch();
+    }
+    fn wrote(&self, n: usize) {
+        self.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
+        self.listener_out.inc_by(n as u64);
+        self.touch();
     }
     /// Marks activity now (also used by the target side of a copy).
     pub fn touch(&self) {
@@ -94,8 +111,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Metered<S> {
         let r = Pin::new(&mut self.inner).poll_read(cx, buf);
         let n = buf.filled().len() - before;
         if n > 0 {
-            self.stats.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
-            self.stats.touch();
+            self.stats.read(n);
         }
         r
     }
@@ -109,8 +125,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Metered<S> {
     ) -> Poll<io::Result<usize>> {
         let r = Pin::new(&mut self.inner).poll_write(cx, buf);
         if let Poll::Ready(Ok(n)) = r {
-            self.stats.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
-            self.stats.touch();
+            self.stats.wrote(n);
         }
         r
     }
@@ -121,8 +136,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Metered<S> {
     ) -> Poll<io::Result<usize>> {
         let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
         if let Poll::Ready(Ok(n)) = r {
-            self.stats.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
-            self.stats.touch();
+            self.stats.wrote(n);
         }
         r
     }

@@ -253,7 +253,10 @@ impl OutboundConn {
         shutdown: watch::Receiver<bool>,
     ) {
         let _ = sock.set_nodelay(true);
-        let stats = ConnStats::new();
+        let stats = ConnStats::new(
+            self.metrics.bytes_in.clone(),
+            self.metrics.bytes_out.clone(),
+        );
         let metered = Metered::new(sock, stats.clone());
         match &self.config.mode {
             OutboundMode::Tunnel { upstream, expect } => {
@@ -265,9 +268,6 @@ impl OutboundConn {
                     .await
             }
         }
-        let (bytes_in, bytes_out) = stats.bytes();
-        self.metrics.bytes_in.inc_by(bytes_in);
-        self.metrics.bytes_out.inc_by(bytes_out);
     }
 
     async fn tunnel(
