@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, HOST};
+use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
@@ -186,7 +187,13 @@ impl HttpInbound {
         while headers.remove(&X_SPIFFE_ID).is_some() {}
         while headers.remove(&XFCC).is_some() {}
         let method = req.method().clone();
-        let path = req.uri().path().to_owned();
+        // A refcounted view of the request's path, not a copy.
+        let path_and_query = req
+            .uri()
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        let path = path_and_query.path();
         let respond = |resp: Response<ProxyBody>, decision: &str, rule: &str| {
             tracing::info!(target: "access", listener = %self.name, remote = %peer.remote,
                 peer = %peer.id, method = %method, path = %path,
@@ -194,7 +201,7 @@ impl HttpInbound {
                 duration_ms = start.elapsed().as_millis() as u64, "request");
             resp
         };
-        if !path_is_normal(&path) {
+        if !path_is_normal(path) {
             // `/a/../b` or `%2e%2e` would let a policy on `/b/**` be bypassed by an app
             // that normalizes differently: refuse instead of guessing.
             let body = format!("ward: rejected: the path {path} is not in normal form\n");
@@ -208,7 +215,7 @@ impl HttpInbound {
                 listener: &self.name,
                 peer: &peer.id,
                 method: Some(method.as_str()),
-                path: Some(&path),
+                path: Some(path),
             });
         self.metrics.authz(decision.rule.as_ref(), decision.allow);
         let rule = decision.rule.as_deref().unwrap_or("default-deny");
@@ -226,7 +233,7 @@ impl HttpInbound {
         if let Some(v) = &peer.xfcc {
             headers.insert(XFCC.clone(), v.clone());
         }
-        let resp = match self.forward(req).await {
+        let resp = match self.forward(req, path_and_query.clone()).await {
             Ok(resp) => resp.map(Either::Left),
             Err(e) => {
                 self.metrics.upstream_errors.inc();
@@ -241,20 +248,20 @@ impl HttpInbound {
     async fn forward(
         &self,
         mut req: Request<Incoming>,
+        path_and_query: PathAndQuery,
     ) -> Result<Response<Incoming>, hyper_util::client::legacy::Error> {
         let grpc = req.version() == Version::HTTP_2
             && req
                 .headers()
                 .get(CONTENT_TYPE)
                 .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
-        let path_and_query = req
-            .uri()
-            .path_and_query()
-            .map_or("/", |p| p.as_str())
-            .to_owned();
         if grpc {
-            let authority = req.uri().authority().map_or("localhost", |a| a.as_str());
-            *req.uri_mut() = app_uri(authority, &path_and_query);
+            let authority = req
+                .uri()
+                .authority()
+                .cloned()
+                .unwrap_or_else(|| Authority::from_static("localhost"));
+            *req.uri_mut() = app_uri(authority, path_and_query);
             return self.h2c.request(req).await;
         }
         if req.version() == Version::HTTP_2 {
@@ -266,7 +273,7 @@ impl HttpInbound {
             }
             *req.version_mut() = Version::HTTP_11;
         }
-        *req.uri_mut() = app_uri("app", &path_and_query);
+        *req.uri_mut() = app_uri(Authority::from_static("app"), path_and_query);
         if is_upgrade(&req) {
             return self.forward_upgrade(req).await;
         }
@@ -308,13 +315,13 @@ fn is_upgrade<B>(req: &Request<B>) -> bool {
             })
 }
 
-fn app_uri(authority: &str, path_and_query: &str) -> Uri {
-    Uri::builder()
-        .scheme("http")
-        .authority(authority)
-        .path_and_query(path_and_query)
-        .build()
-        .unwrap_or_else(|_| Uri::from_static("http://app/"))
+/// The URI of a request to the app, from parts already parsed (no string round trip).
+fn app_uri(authority: Authority, path_and_query: PathAndQuery) -> Uri {
+    let mut parts = http::uri::Parts::default();
+    parts.scheme = Some(Scheme::HTTP);
+    parts.authority = Some(authority);
+    parts.path_and_query = Some(path_and_query);
+    Uri::from_parts(parts).unwrap_or_else(|_| Uri::from_static("http://app/"))
 }
 
 /// A short text answer from ward itself.
