@@ -78,15 +78,20 @@ pub(crate) fn upstream(s: &str) -> Result<String, String> {
     let host_ok = if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
         v6.parse::<std::net::Ipv6Addr>().is_ok()
     } else {
-        !host.is_empty()
-            && host
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_')
+        is_host_name(host)
     };
     if !host_ok {
         return Err(bad());
     }
     Ok(s.to_owned())
+}
+
+/// A DNS name or IPv4 address as written in a config: letters, digits, `.`, `-`, `_`.
+fn is_host_name(host: &str) -> bool {
+    !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_')
 }
 
 /// Checks the `host` of an HTTP proxy route: `host:port`, or a bare DNS name or IPv4
@@ -96,10 +101,7 @@ pub(crate) fn route_host(s: &str) -> Result<String, String> {
     if s.contains(':') {
         return upstream(s).map(|h| h.to_ascii_lowercase());
     }
-    let ok = !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_');
-    if !ok {
+    if !is_host_name(s) {
         return Err(format!(
             "{s:?} is not a host name or host:port (e.g. payments.internal or payments.internal:80)"
         ));
