@@ -79,7 +79,8 @@ pub struct HttpInbound {
 /// reference-counted bytes).
 struct Peer {
     id: SpiffeId,
-    remote: SocketAddr,
+    /// The client's address as the access log writes it.
+    remote: Box<str>,
     id_header: Option<HeaderValue>,
     xfcc: Option<HeaderValue>,
 }
@@ -173,7 +174,7 @@ impl HttpInbound {
         };
         Peer {
             id,
-            remote,
+            remote: remote.to_string().into(),
             id_header,
             xfcc,
         }
@@ -195,10 +196,17 @@ impl HttpInbound {
             .unwrap_or_else(|| PathAndQuery::from_static("/"));
         let path = path_and_query.path();
         let respond = |resp: Response<ProxyBody>, decision: &str, rule: &str| {
-            tracing::info!(target: "access", listener = %self.name, remote = %peer.remote,
-                peer = %peer.id, method = %method, path = %path,
-                status = resp.status().as_u16(), decision, rule,
-                duration_ms = start.elapsed().as_millis() as u64, "request");
+            crate::logging::request(&crate::logging::RequestLog {
+                listener: &self.name,
+                remote: &peer.remote,
+                peer: peer.id.as_str(),
+                method: method.as_str(),
+                path,
+                status: resp.status().as_u16(),
+                decision,
+                rule,
+                duration_ms: u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX),
+            });
             resp
         };
         if !path_is_normal(path) {
