@@ -456,3 +456,114 @@ async fn over_max_connections_a_new_connection_is_closed_at_once_and_counted() {
         .unwrap();
     assert_eq!(&buf, b"more");
 }
+
+/// An app that numbers its connections and the requests on each, answers
+/// `conn <n> request <m>`, and closes every connection after its second answer without
+/// saying so (as an app's keep-alive timeout does).
+async fn counting_app() -> std::net::SocketAddr {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut conn = 0;
+        while let Ok((mut s, _)) = l.accept().await {
+            conn += 1;
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                for request in 1..=2 {
+                    head.clear();
+                    let mut byte = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") {
+                        if s.read(&mut byte).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                        head.push(byte[0]);
+                    }
+                    let body = format!("conn {conn} request {request}");
+                    let resp = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    if s.write_all(resp.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn an_http1_client_connection_keeps_its_own_app_connection_and_outlives_its_closing() {
+    let app = counting_app().await;
+    let s = inbound("http", &app.to_string(), &[]);
+    let client = source(&s.dir.path().join("client.sock")).await;
+    let mut senders = Vec::new();
+    for _ in 0..2 {
+        let tls = tls_connect(s.addr, &client, &[b"http/1.1"]).await.unwrap();
+        let (send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        senders.push(send);
+    }
+    let mut seen = Vec::new();
+    for round in 0..3 {
+        for (i, send) in senders.iter_mut().enumerate() {
+            send.ready().await.unwrap();
+            let resp = tokio::time::timeout(
+                Duration::from_secs(10),
+                send.send_request(get("https://localhost/n")),
+            )
+            .await
+            .unwrap()
+            .unwrap_or_else(|e| panic!("client {i} round {round}: {e}"));
+            let (status, _, body) = read_body(resp).await.unwrap();
+            assert_eq!(status, 200, "client {i} round {round}: {body}");
+            seen.push((i, body));
+        }
+        // Time for the app's close to reach ward before the next request.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let conn_of = |b: &str| b.split(' ').nth(1).unwrap().to_string();
+    for (i, pair) in [(0, [0, 2]), (1, [1, 3])] {
+        // Two requests in a row from one client connection: one app connection.
+        let (a, b) = (&seen[pair[0]].1, &seen[pair[1]].1);
+        assert_eq!(conn_of(a), conn_of(b), "client {i}: {seen:?}");
+        assert!(
+            a.ends_with("request 1") && b.ends_with("request 2"),
+            "{seen:?}"
+        );
+    }
+    assert_ne!(conn_of(&seen[0].1), conn_of(&seen[1].1), "{seen:?}");
+    // The third request of each found its app connection closed and got a new one.
+    for k in [4, 5] {
+        assert!(seen[k].1.ends_with("request 1"), "{seen:?}");
+        assert!(!seen[..4]
+            .iter()
+            .any(|(_, b)| conn_of(b) == conn_of(&seen[k].1)));
+    }
+}
+
+#[tokio::test]
+async fn http_app_down_gets_502_naming_the_target_and_is_counted() {
+    let app = local(free_port());
+    let s = inbound("http", &app.to_string(), &[]);
+    let client = source(&s.dir.path().join("client.sock")).await;
+    for h2 in [false, true] {
+        let (status, _, body) = mtls_request(s.addr, &client, h2, get("https://localhost/x"))
+            .await
+            .unwrap();
+        assert_eq!(status, 502, "h2={h2}: {body}");
+        assert!(
+            body.starts_with(&format!(
+                "ward: upstream error: the app at {app} did not answer: "
+            )),
+            "h2={h2}: {body}"
+        );
+        assert!(body.contains("onnection refused"), "h2={h2}: {body}");
+    }
+    let (_, text) = plain_get(s.admin, "/metrics", &[]).await.unwrap();
+    let errors = metric(&text, "ward_upstream_errors_total{listener=\"inbound\"}");
+    assert_eq!(errors, 2.0, "{text}");
+}

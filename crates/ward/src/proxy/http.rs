@@ -3,8 +3,11 @@
 //!
 //! To the app: gRPC requests (HTTP/2 with `content-type: application/grpc*`) go over a
 //! pooled h2c (prior knowledge) client, because gRPC needs HTTP/2 trailers; every other
-//! request, HTTP/2 ones included, goes over a pooled HTTP/1.1 client, which every app
-//! speaks. WebSocket (HTTP/1.1 Upgrade) passes through.
+//! request goes over HTTP/1.1, which every app speaks. An inbound HTTP/1 connection
+//! carries one request at a time, so it gets one app connection of its own, opened at
+//! its first request and kept while both stay open (see [`AppSlot`]); requests that
+//! arrive over HTTP/2 share a pooled HTTP/1.1 client. WebSocket (HTTP/1.1 Upgrade)
+//! passes through on a pooled connection.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -14,9 +17,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, HOST};
 use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{Request, Response, StatusCode, Uri, Version};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
+use hyper::client::conn::http1;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::sync::watch;
@@ -65,14 +69,40 @@ impl tower::Service<Uri> for AppConnector {
     }
 }
 
+/// Why a request did not reach the app (or its answer did not come back).
+type UpstreamError = Box<dyn std::error::Error + Send + Sync>;
+
 /// One http inbound listener's request handling.
 pub struct HttpInbound {
     name: Arc<str>,
     shared: Shared,
     metrics: ListenerMetrics,
     headers: Vec<IdentityHeader>,
+    target: Arc<Target>,
     h1: Client<AppConnector, Incoming>,
     h2c: Client<AppConnector, Incoming>,
+}
+
+/// The app connection of one inbound HTTP/1 connection.
+///
+/// HTTP/1 serves one request at a time per connection, so a connection of its own to
+/// the app needs no pool: no checkout, no shared map keyed by URI, no task per request
+/// waiting for the connection to become idle again. It is opened at the first request
+/// and closed with the inbound connection (dropping the sender ends its task); the app
+/// sees one connection per client connection. If the app closed it in the meantime, the
+/// next request opens a new one.
+#[derive(Default)]
+struct AppSlot(std::sync::Mutex<Option<http1::SendRequest<Incoming>>>);
+
+impl AppSlot {
+    fn take(&self) -> Option<http1::SendRequest<Incoming>> {
+        self.0.lock().ok().and_then(|mut s| s.take())
+    }
+    fn put(&self, sender: http1::SendRequest<Incoming>) {
+        if let Ok(mut s) = self.0.lock() {
+            *s = Some(sender);
+        }
+    }
 }
 
 /// Per connection: computed once, cloned into every request (header values are
@@ -83,6 +113,7 @@ struct Peer {
     remote: Box<str>,
     id_header: Option<HeaderValue>,
     xfcc: Option<HeaderValue>,
+    app: AppSlot,
 }
 
 /// Largest HTTP/1 read buffer per connection, each side. hyper's default (about
@@ -94,8 +125,9 @@ const H1_MAX_BUF: usize = 64 * 1024;
 impl HttpInbound {
     /// The handler of listener `config`.
     pub fn new(config: &Inbound, shared: &Shared, metrics: ListenerMetrics) -> Self {
+        let target = Arc::new(config.target.clone());
         let connector = AppConnector {
-            target: Arc::new(config.target.clone()),
+            target: target.clone(),
             timeout: shared.limits.connect_timeout,
         };
         let mut b = Client::builder(TokioExecutor::new());
@@ -109,6 +141,7 @@ impl HttpInbound {
             shared: shared.clone(),
             metrics,
             headers: config.identity_headers.clone(),
+            target,
             h1,
             h2c,
         }
@@ -177,6 +210,7 @@ impl HttpInbound {
             remote: remote.to_string().into(),
             id_header,
             xfcc,
+            app: AppSlot::default(),
         }
     }
 
@@ -241,12 +275,15 @@ impl HttpInbound {
         if let Some(v) = &peer.xfcc {
             headers.insert(XFCC.clone(), v.clone());
         }
-        let resp = match self.forward(req, path_and_query.clone()).await {
+        let resp = match self.forward(req, path_and_query.clone(), &peer.app).await {
             Ok(resp) => resp.map(Either::Left),
             Err(e) => {
                 self.metrics.upstream_errors.inc();
-                tracing::warn!(listener = %self.name, error = %e, "request to the app failed");
-                let body = format!("ward: upstream error: the app did not answer: {e}\n");
+                let e = error_chain(&*e);
+                let target = super::io::target_display(&self.target);
+                tracing::warn!(listener = %self.name, target, error = %e, "request to the app failed");
+                let body =
+                    format!("ward: upstream error: the app at {target} did not answer: {e}\n");
                 return respond(text(StatusCode::BAD_GATEWAY, body), "allow", rule);
             }
         };
@@ -257,7 +294,8 @@ impl HttpInbound {
         &self,
         mut req: Request<Incoming>,
         path_and_query: PathAndQuery,
-    ) -> Result<Response<Incoming>, hyper_util::client::legacy::Error> {
+        app: &AppSlot,
+    ) -> Result<Response<Incoming>, UpstreamError> {
         let grpc = req.version() == Version::HTTP_2
             && req
                 .headers()
@@ -270,7 +308,16 @@ impl HttpInbound {
                 .cloned()
                 .unwrap_or_else(|| Authority::from_static("localhost"));
             *req.uri_mut() = app_uri(authority, path_and_query);
-            return self.h2c.request(req).await;
+            return Ok(self.h2c.request(req).await?);
+        }
+        if req.version() < Version::HTTP_2 && req.method() != Method::CONNECT && !is_upgrade(&req) {
+            // Origin form on the request line, as the client sent it; a request without
+            // a Host header gets the one the pooled client would give it.
+            *req.uri_mut() = Uri::from(path_and_query);
+            req.headers_mut()
+                .entry(HOST)
+                .or_insert(HeaderValue::from_static("app"));
+            return self.send_on_own_connection(req, app).await;
         }
         if req.version() == Version::HTTP_2 {
             // HTTP/2 to HTTP/1.1: the :authority becomes the Host header.
@@ -285,13 +332,63 @@ impl HttpInbound {
         if is_upgrade(&req) {
             return self.forward_upgrade(req).await;
         }
-        self.h1.request(req).await
+        Ok(self.h1.request(req).await?)
+    }
+
+    /// Sends an HTTP/1 request on the inbound connection's own app connection, opening
+    /// one if there is none or the app has closed it.
+    async fn send_on_own_connection(
+        &self,
+        mut req: Request<Incoming>,
+        app: &AppSlot,
+    ) -> Result<Response<Incoming>, UpstreamError> {
+        if let Some(mut sender) = app.take() {
+            // Ready at once unless the app closed the connection while it was idle.
+            if sender.ready().await.is_ok() {
+                match sender.try_send_request(req).await {
+                    Ok(resp) => {
+                        app.put(sender);
+                        return Ok(resp);
+                    }
+                    // The app closed the connection before the request went out (a
+                    // keep-alive timeout racing us): nothing was sent, so sending it on
+                    // a new connection is safe, whatever the method.
+                    Err(mut e) => match e.take_message() {
+                        Some(unsent) => req = unsent,
+                        None => return Err(e.into_error().into()),
+                    },
+                }
+            }
+        }
+        let mut sender = self.connect_app().await?;
+        sender.ready().await?;
+        let resp = sender.send_request(req).await?;
+        app.put(sender);
+        Ok(resp)
+    }
+
+    /// A new HTTP/1.1 connection to the app, its I/O driven by a task of its own that
+    /// ends when the sender is dropped or the app closes the connection.
+    async fn connect_app(&self) -> Result<http1::SendRequest<Incoming>, UpstreamError> {
+        let stream =
+            TargetStream::connect(&self.target, self.shared.limits.connect_timeout).await?;
+        let (sender, conn) = http1::Builder::new()
+            .max_buf_size(H1_MAX_BUF)
+            .handshake(TokioIo::new(stream))
+            .await?;
+        let name = self.name.clone();
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(listener = %name, error = %e, "app connection ended with an error");
+            }
+        });
+        Ok(sender)
     }
 
     async fn forward_upgrade(
         &self,
         mut req: Request<Incoming>,
-    ) -> Result<Response<Incoming>, hyper_util::client::legacy::Error> {
+    ) -> Result<Response<Incoming>, UpstreamError> {
         let client_side = hyper::upgrade::on(&mut req);
         let mut resp = self.h1.request(req).await?;
         if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
@@ -330,6 +427,23 @@ fn app_uri(authority: Authority, path_and_query: PathAndQuery) -> Uri {
     parts.authority = Some(authority);
     parts.path_and_query = Some(path_and_query);
     Uri::from_parts(parts).unwrap_or_else(|_| Uri::from_static("http://app/"))
+}
+
+/// An error and its causes, outermost first ("client error (Connect): tcp connect
+/// error: Connection refused").
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let c_s = c.to_string();
+        // Some errors repeat their cause in their own message.
+        if !s.ends_with(&c_s) {
+            s.push_str(": ");
+            s.push_str(&c_s);
+        }
+        cause = c.source();
+    }
+    s
 }
 
 /// A short text answer from ward itself.
