@@ -73,7 +73,9 @@ async fn http_allowed_peer_reaches_the_app_with_its_spiffe_id_and_spoofed_header
     for h2 in [false, true] {
         let req = Request::get("https://localhost/hello?x=1")
             .header("x-spiffe-id", "spiffe://example.org/admin")
+            .header("X-Spiffe-Id", "spiffe://example.org/admin2")
             .header("x-forwarded-client-cert", "URI=spiffe://example.org/admin")
+            .header("x-forwarded-client-cert", "URI=spiffe://example.org/admin3")
             .body(Full::new(Bytes::new()))
             .unwrap();
         let (status, _, body) = mtls_request(s.addr, &client, h2, req).await.unwrap();

@@ -68,6 +68,8 @@ pub struct ListenerMetrics {
     /// The `rule` label of a request no rule matched.
     default_deny: Arc<str>,
     authz: Family<AuthzLabels, Counter>,
+    /// Decision counters already looked up on this listener.
+    authz_seen: Arc<Mutex<Vec<SeenDecision>>>,
     /// Connections accepted (before the TLS handshake).
     pub accepted: Counter,
     /// Connections closed at once because the listener was at `max_connections`.
@@ -86,16 +88,56 @@ pub struct ListenerMetrics {
     pub upstream_errors: Counter,
 }
 
+/// A decision counter of one listener, found by the identity of the policy's rule name.
+#[derive(Debug)]
+struct SeenDecision {
+    rule: Arc<str>,
+    allow: bool,
+    counter: Counter,
+}
+
+/// Most decision counters a listener remembers; past it the list starts over (each
+/// policy reload brings new rule names, and a list scanned per request must stay short).
+const AUTHZ_SEEN_MAX: usize = 32;
+
 impl ListenerMetrics {
     /// Counts one authorization decision. The rule label is dynamic (the policy is
-    /// hot-reloaded), so this one goes through the family's read lock.
+    /// hot-reloaded), so the family is keyed by it; but a lookup there hashes three
+    /// strings under a lock, per request. The rule names of the policy in force are
+    /// shared strings, so the counters already used are found by pointer in a short
+    /// list first.
     pub fn authz(&self, rule: Option<&Arc<str>>, allow: bool) {
+        let rule = rule.unwrap_or(&self.default_deny);
+        let Ok(mut seen) = self.authz_seen.lock() else {
+            self.authz_lookup(rule, allow).inc();
+            return;
+        };
+        if let Some(s) = seen
+            .iter()
+            .find(|s| s.allow == allow && Arc::ptr_eq(&s.rule, rule))
+        {
+            s.counter.inc();
+            return;
+        }
+        let counter = self.authz_lookup(rule, allow);
+        counter.inc();
+        if seen.len() >= AUTHZ_SEEN_MAX {
+            seen.clear();
+        }
+        seen.push(SeenDecision {
+            rule: rule.clone(),
+            allow,
+            counter,
+        });
+    }
+
+    fn authz_lookup(&self, rule: &Arc<str>, allow: bool) -> Counter {
         let labels = AuthzLabels {
             listener: self.name.clone(),
-            rule: rule.unwrap_or(&self.default_deny).clone(),
+            rule: rule.clone(),
             decision: if allow { "allow" } else { "deny" },
         };
-        self.authz.get_or_create(&labels).inc();
+        self.authz.get_or_create(&labels).clone()
     }
 }
 
@@ -204,6 +246,7 @@ impl Metrics {
             name: name.into(),
             default_deny: "default-deny".into(),
             authz: self.authz.clone(),
+            authz_seen: Arc::default(),
             accepted,
             rejected,
             active,
@@ -283,5 +326,46 @@ mod tests {
         assert!(text.contains("ward_policy_reloads_total{result=\"error\"} 1"));
         assert!(text.contains("ward_svid_expiry_seconds 0"));
         assert!(text.contains("ward_connections_active{listener=\"api\"} 0"));
+    }
+
+    #[test]
+    fn decisions_add_up_by_rule_name_across_reloads_and_past_the_remembered_few() {
+        let m = Metrics::new();
+        let (a, b) = (m.listener("api"), m.listener("web"));
+        let series = |listener: &str, rule: &str, decision: &str| {
+            format!(
+                "ward_authz_decisions_total{{listener=\"{listener}\",rule=\"{rule}\",decision=\"{decision}\"}} "
+            )
+        };
+        // The same rule name from two loads of the policy is one series.
+        let (first, reloaded) = (Arc::<str>::from("frontend"), Arc::<str>::from("frontend"));
+        for _ in 0..3 {
+            a.authz(Some(&first), true);
+        }
+        a.authz(Some(&reloaded), true);
+        a.authz(Some(&reloaded), false);
+        b.authz(Some(&first), true);
+        // More distinct rules than the listener remembers.
+        let many: Vec<Arc<str>> = (0..AUTHZ_SEEN_MAX + 5)
+            .map(|i| format!("r{i}").into())
+            .collect();
+        for _ in 0..2 {
+            for r in &many {
+                a.authz(Some(r), true);
+            }
+        }
+        a.authz(Some(&first), true);
+        let text = m.encode(None);
+        let value = |s: String| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&s).map(str::to_owned))
+                .unwrap_or_else(|| panic!("no {s} in\n{text}"))
+        };
+        assert_eq!(value(series("api", "frontend", "allow")), "5");
+        assert_eq!(value(series("api", "frontend", "deny")), "1");
+        assert_eq!(value(series("web", "frontend", "allow")), "1");
+        for i in 0..AUTHZ_SEEN_MAX + 5 {
+            assert_eq!(value(series("api", &format!("r{i}"), "allow")), "2");
+        }
     }
 }
