@@ -196,3 +196,49 @@ async fn http_proxy_mode_refuses_an_upstream_with_an_unexpected_id() {
     assert_eq!(status, 502, "{body}");
     assert!(body.contains(SERVER), "{body}");
 }
+
+#[tokio::test]
+async fn an_upstream_that_never_finishes_the_handshake_times_out_and_is_counted() {
+    let dir = tempdir();
+    let _dev = start_dev(dir.path(), &[("client.sock", CLIENT)], &[]);
+    // Accepts TCP and then says nothing.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream = silent.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = silent.accept().await {
+            held.push(s);
+        }
+    });
+    let (port, admin) = (free_port(), local(free_port()));
+    let (listen, admin_s) = (local(port).to_string(), admin.to_string());
+    let sock = socket_uri(&dir.path().join("client.sock"));
+    let _p = spawn_ward(
+        dir.path(),
+        "outbound",
+        &[
+            "outbound",
+            "--listen",
+            &listen,
+            "--upstream",
+            &upstream,
+            "--expect",
+            SERVER,
+            "--socket",
+            &sock,
+            "--handshake-timeout",
+            "1s",
+            "--admin",
+            &admin_s,
+        ],
+    );
+    wait_port(local(port));
+    let started = std::time::Instant::now();
+    let r = plain_get(local(port), "/x", &[]).await;
+    assert!(r.is_err(), "request went through: {r:?}");
+    assert!(started.elapsed() >= Duration::from_millis(800));
+    // Two: the start-up port probe also made ward dial the silent upstream.
+    let series = "ward_handshakes_total{listener=\"outbound\",result=\"timeout\"} 2";
+    let (_, text) = plain_get(admin, "/metrics", &[]).await.unwrap();
+    assert!(text.contains(series), "{text}");
+}

@@ -122,7 +122,7 @@ impl InboundConn {
                 return;
             }
             Err(_) => {
-                self.metrics.handshake_err.inc();
+                self.metrics.handshake_timeout.inc();
                 tracing::info!(target: "access", listener = %self.config.name, %remote,
                     decision = "handshake_failed", error = "handshake timeout",
                     timeout = ?timeout, "tls handshake timed out");

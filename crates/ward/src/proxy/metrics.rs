@@ -78,8 +78,10 @@ pub struct ListenerMetrics {
     pub active: Gauge,
     /// Handshakes that completed.
     pub handshake_ok: Counter,
-    /// Handshakes that failed or timed out.
+    /// Handshakes that failed.
     pub handshake_err: Counter,
+    /// Handshakes that did not finish within `handshake_timeout`.
+    pub handshake_timeout: Counter,
     /// Bytes from the client side into ward.
     pub bytes_in: Counter,
     /// Bytes from ward out to the client side.
@@ -182,7 +184,7 @@ impl Metrics {
         );
         registry.register(
             "handshakes",
-            "TLS handshakes per listener and result (ok, error; a handshake timeout is an error)",
+            "TLS handshakes per listener and result (ok, error, timeout)",
             m.handshakes.clone(),
         );
         registry.register(
@@ -236,6 +238,7 @@ impl Metrics {
         // call on the same family inside one expression would wait for its own guard.
         let handshake_ok = self.handshakes.get_or_create(&hs("ok")).clone();
         let handshake_err = self.handshakes.get_or_create(&hs("error")).clone();
+        let handshake_timeout = self.handshakes.get_or_create(&hs("timeout")).clone();
         let bytes_in = self.bytes.get_or_create(&by("in")).clone();
         let bytes_out = self.bytes.get_or_create(&by("out")).clone();
         let accepted = self.accepted.get_or_create(&l).clone();
@@ -252,6 +255,7 @@ impl Metrics {
             active,
             handshake_ok,
             handshake_err,
+            handshake_timeout,
             bytes_in,
             bytes_out,
             upstream_errors,

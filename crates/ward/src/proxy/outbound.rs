@@ -304,6 +304,11 @@ impl OutboundConn {
 
     fn count_failure(&self, e: &UpstreamError) {
         match e {
+            UpstreamError::Handshake { source, .. }
+                if source.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                self.metrics.handshake_timeout.inc();
+            }
             UpstreamError::Handshake { .. } | UpstreamError::UnexpectedId { .. } => {
                 self.metrics.handshake_err.inc();
             }
