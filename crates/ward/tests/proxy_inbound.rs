@@ -577,3 +577,34 @@ async fn http_app_down_gets_502_naming_the_target_and_is_counted() {
     let errors = metric(&text, "ward_upstream_errors_total{listener=\"inbound\"}");
     assert_eq!(errors, 2.0, "{text}");
 }
+
+#[tokio::test]
+async fn pipelined_http1_requests_are_answered_in_order_on_one_app_connection() {
+    let app = counting_app().await;
+    let s = inbound("http", &app.to_string(), &[]);
+    let client = source(&s.dir.path().join("client.sock")).await;
+    let mut tls = tls_connect(s.addr, &client, &[b"http/1.1"]).await.unwrap();
+    // Both requests in one write: the second is read while the first is answered.
+    tls.write_all(
+        b"GET /1 HTTP/1.1\r\nhost: localhost\r\n\r\nGET /2 HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut out))
+        .await
+        .unwrap()
+        .ok();
+    let out = String::from_utf8_lossy(&out);
+    let bodies: Vec<&str> = out
+        .split("HTTP/1.1 ")
+        .skip(1)
+        .map(|r| r.rsplit("\r\n\r\n").next().unwrap())
+        .collect();
+    assert_eq!(bodies.len(), 2, "{out}");
+    assert!(out.matches("HTTP/1.1 200 OK").count() == 2, "{out}");
+    let conn = bodies[0]
+        .strip_suffix(" request 1")
+        .expect("first on a new app connection");
+    assert_eq!(bodies[1], format!("{conn} request 2"), "{out}");
+}

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures_util::FutureExt;
 use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, HOST};
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
@@ -115,6 +116,10 @@ struct Peer {
     xfcc: Option<HeaderValue>,
     app: AppSlot,
 }
+
+/// How long a request waits for its client connection's app connection to finish a
+/// previous exchange before it opens a new one.
+const APP_BUSY_WAIT: Duration = Duration::from_secs(1);
 
 /// Largest HTTP/1 read buffer per connection, each side. hyper's default (about
 /// 400 KiB) lets every connection streaming a large body grow a buffer that size; 64
@@ -344,8 +349,17 @@ impl HttpInbound {
         app: &AppSlot,
     ) -> Result<Response<Incoming>, UpstreamError> {
         if let Some(mut sender) = app.take() {
-            // Ready at once unless the app closed the connection while it was idle.
-            if sender.ready().await.is_ok() {
+            // Ready at once, unless the app closed the connection while it was idle or is
+            // somehow still busy with the previous exchange; a busy one is given a moment
+            // and then left to finish on its own while the request takes a new one.
+            let ready = match sender.ready().now_or_never() {
+                Some(r) => r.is_ok(),
+                None => matches!(
+                    tokio::time::timeout(APP_BUSY_WAIT, sender.ready()).await,
+                    Ok(Ok(()))
+                ),
+            };
+            if ready {
                 match sender.try_send_request(req).await {
                     Ok(resp) => {
                         app.put(sender);
