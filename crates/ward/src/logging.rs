@@ -153,9 +153,10 @@ fn request_via_tracing(r: &RequestLog<'_>) {
 
 impl RequestLog<'_> {
     /// Appends the line (newline included) as `tracing`'s formatter would write it,
-    /// except that control characters in the path are escaped in text lines (as
-    /// `tracing` does only for messages), so no client can forge a line or drive a
-    /// terminal.
+    /// except that control characters in the path are escaped in text lines (`tracing`
+    /// escapes only terminal controls, and only in messages), so no client can forge a
+    /// line or drive a terminal. (The http crate already refuses controls in paths;
+    /// this does not depend on it.)
     fn write(&self, layout: Layout, now: SystemTime, out: &mut String) {
         match layout {
             Layout::Text => {
@@ -208,8 +209,9 @@ impl RequestLog<'_> {
     }
 }
 
-/// Appends `s`, escaping what a terminal would act on (C0 controls, DEL, C1 controls)
-/// the way `tracing` escapes messages.
+/// Appends `s` with every C0 control, DEL and C1 control escaped (`\x0a`, `\u{85}`):
+/// a superset of what `tracing` escapes in messages (ESC, BEL, BS, FF, DEL, C1), in
+/// the same notation, so that no line break either.
 fn push_escaped(out: &mut String, s: &str) {
     if s.bytes().all(|b| (0x20..0x7f).contains(&b)) {
         out.push_str(s);

@@ -13,32 +13,47 @@ use proxy_support::*;
 #[tokio::test]
 async fn demo_carries_the_printed_curl_request_over_mtls_with_the_callers_id() {
     let dir = tempdir();
-    let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
-    let (out, inb, app, adm) = (ports[0], ports[1], ports[2], ports[3]);
-    let stdout = std::fs::File::create(dir.path().join("demo.out")).unwrap();
-    let stderr = std::fs::File::create(dir.path().join("demo.log")).unwrap();
-    let child = Command::new(ward_bin())
-        .args(["demo", "--svid-ttl", "2m"])
-        .args(["--outbound-port", &out.to_string()])
-        .args(["--inbound-port", &inb.to_string()])
-        .args(["--app-port", &app.to_string()])
-        .args(["--admin-port", &adm.to_string()])
-        .env("RUST_LOG", "info")
-        .stdout(stdout)
-        .stderr(stderr)
-        .spawn()
-        .expect("spawn ward demo");
-    let mut demo = Proc {
-        child,
-        name: "demo".into(),
+    let printed = || std::fs::read_to_string(dir.path().join("demo.out")).unwrap_or_default();
+    // The demo binds fixed ports it is given; a port picked free can be taken by a
+    // parallel test before the demo binds it, so a start that fails is retried.
+    let mut attempt = 0;
+    let (mut demo, out, adm) = loop {
+        attempt += 1;
+        let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
+        let (out, inb, app, adm) = (ports[0], ports[1], ports[2], ports[3]);
+        let stdout = std::fs::File::create(dir.path().join("demo.out")).unwrap();
+        let stderr = std::fs::File::create(dir.path().join("demo.log")).unwrap();
+        let child = Command::new(ward_bin())
+            .args(["demo", "--svid-ttl", "2m"])
+            .args(["--outbound-port", &out.to_string()])
+            .args(["--inbound-port", &inb.to_string()])
+            .args(["--app-port", &app.to_string()])
+            .args(["--admin-port", &adm.to_string()])
+            .env("RUST_LOG", "info")
+            .stdout(stdout)
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn ward demo");
+        let mut demo = Proc {
+            child,
+            name: "demo".into(),
+        };
+        let mut exited = false;
+        wait_for(
+            Duration::from_secs(20),
+            || {
+                exited = demo.child.try_wait().ok().flatten().is_some();
+                exited || printed().contains("Ctrl-C to stop.")
+            },
+            "the demo's instructions",
+        );
+        if !exited {
+            break (demo, out, adm);
+        }
+        let log = std::fs::read_to_string(dir.path().join("demo.log")).unwrap_or_default();
+        assert!(attempt < 3, "ward demo did not start:\n{log}");
     };
     wait_port(local(out));
-    let printed = || std::fs::read_to_string(dir.path().join("demo.out")).unwrap_or_default();
-    wait_for(
-        Duration::from_secs(10),
-        || printed().contains("Ctrl-C to stop."),
-        "the demo's instructions",
-    );
     let text = printed();
     let curl = format!("curl http://127.0.0.1:{out}/hello");
     assert!(text.contains(&curl), "{text}");

@@ -468,22 +468,33 @@ async fn over_max_connections_a_new_connection_is_closed_at_once_and_counted() {
 }
 
 /// An app that numbers its connections and the requests on each, answers
-/// `conn <n> request <m>`, and closes every connection after its second answer without
-/// saying so (as an app's keep-alive timeout does).
-async fn counting_app() -> std::net::SocketAddr {
+/// `conn <n> request <m>`, and closes a connection after its `per_conn`-th answer
+/// without saying so (as an app's keep-alive timeout does). The counter it returns
+/// counts connections that ward closed.
+async fn counting_app(
+    per_conn: usize,
+) -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
+    let closed_by_ward = std::sync::Arc::new(AtomicUsize::new(0));
+    let closed = closed_by_ward.clone();
     tokio::spawn(async move {
         let mut conn = 0;
         while let Ok((mut s, _)) = l.accept().await {
             conn += 1;
+            let closed = closed.clone();
             tokio::spawn(async move {
                 let mut head = Vec::new();
-                for request in 1..=2 {
+                for request in 1..=per_conn {
                     head.clear();
                     let mut byte = [0u8; 1];
                     while !head.ends_with(b"\r\n\r\n") {
                         if s.read(&mut byte).await.unwrap_or(0) == 0 {
+                            closed.fetch_add(1, Ordering::SeqCst);
                             return;
                         }
                         head.push(byte[0]);
@@ -500,16 +511,17 @@ async fn counting_app() -> std::net::SocketAddr {
             });
         }
     });
-    addr
+    (addr, closed_by_ward)
 }
 
-#[tokio::test]
-async fn an_http1_client_connection_keeps_its_own_app_connection_and_outlives_its_closing() {
-    let app = counting_app().await;
-    let s = inbound("http", &app.to_string(), &[]);
+/// `n` HTTP/1.1 mTLS client connections to `s`.
+async fn h1_clients(
+    s: &Setup,
+    n: usize,
+) -> Vec<hyper::client::conn::http1::SendRequest<Full<Bytes>>> {
     let client = source(&s.dir.path().join("client.sock")).await;
     let mut senders = Vec::new();
-    for _ in 0..2 {
+    for _ in 0..n {
         let tls = tls_connect(s.addr, &client, &[b"http/1.1"]).await.unwrap();
         let (send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
             .await
@@ -517,23 +529,36 @@ async fn an_http1_client_connection_keeps_its_own_app_connection_and_outlives_it
         tokio::spawn(conn);
         senders.push(send);
     }
+    senders
+}
+
+async fn get_on(send: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>) -> String {
+    send.ready().await.unwrap();
+    let resp = tokio::time::timeout(
+        Duration::from_secs(10),
+        send.send_request(get("https://localhost/n")),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let (status, _, body) = read_body(resp).await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+#[tokio::test]
+async fn an_http1_client_connection_keeps_its_own_app_connection_and_outlives_its_closing() {
+    let (app, _) = counting_app(2).await;
+    let s = inbound("http", &app.to_string(), &[]);
+    let mut senders = h1_clients(&s, 2).await;
     let mut seen = Vec::new();
-    for round in 0..3 {
+    for _round in 0..3 {
         for (i, send) in senders.iter_mut().enumerate() {
-            send.ready().await.unwrap();
-            let resp = tokio::time::timeout(
-                Duration::from_secs(10),
-                send.send_request(get("https://localhost/n")),
-            )
-            .await
-            .unwrap()
-            .unwrap_or_else(|e| panic!("client {i} round {round}: {e}"));
-            let (status, _, body) = read_body(resp).await.unwrap();
-            assert_eq!(status, 200, "client {i} round {round}: {body}");
-            seen.push((i, body));
+            seen.push((i, get_on(send).await));
         }
-        // Time for the app's close to reach ward before the next request.
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Time for the app's close to reach ward before the next request (well within
+        // the second an unused app connection stays usable).
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let conn_of = |b: &str| b.split(' ').nth(1).unwrap().to_string();
     for (i, pair) in [(0, [0, 2]), (1, [1, 3])] {
@@ -556,8 +581,42 @@ async fn an_http1_client_connection_keeps_its_own_app_connection_and_outlives_it
 }
 
 #[tokio::test]
+async fn an_unused_app_connection_is_not_reused_after_a_second_and_is_closed() {
+    use std::sync::atomic::Ordering;
+    let (app, closed_by_ward) = counting_app(100).await;
+    let s = inbound("http", &app.to_string(), &[]);
+    let mut senders = h1_clients(&s, 1).await;
+    let send = &mut senders[0];
+    assert_eq!(get_on(send).await, "conn 1 request 1");
+    assert_eq!(get_on(send).await, "conn 1 request 2");
+    // Longer than an app connection may sit unused: the next request takes a new one
+    // (the app might be closing the old one right now) and the old one is closed.
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    assert_eq!(get_on(send).await, "conn 2 request 1");
+    let wait_closed = |n: usize, within: Duration| {
+        let closed = closed_by_ward.clone();
+        async move {
+            let end = tokio::time::Instant::now() + within;
+            while closed.load(Ordering::SeqCst) < n && tokio::time::Instant::now() < end {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            closed.load(Ordering::SeqCst)
+        }
+    };
+    assert_eq!(wait_closed(1, Duration::from_secs(2)).await, 1);
+    // The client connection stays open and idle: its app connection is closed by the
+    // sweep (every 5 s) rather than held for the client's idle timeout.
+    assert_eq!(wait_closed(2, Duration::from_secs(12)).await, 2);
+    assert_eq!(get_on(send).await, "conn 3 request 1");
+}
+
+#[tokio::test]
 async fn http_app_down_gets_502_naming_the_target_and_is_counted() {
-    let app = local(free_port());
+    // A port bound but not listening: connections to it are refused, and no other test
+    // can take it meanwhile.
+    let reserved = tokio::net::TcpSocket::new_v4().unwrap();
+    reserved.bind(local(0)).unwrap();
+    let app = reserved.local_addr().unwrap();
     let s = inbound("http", &app.to_string(), &[]);
     let client = source(&s.dir.path().join("client.sock")).await;
     for h2 in [false, true] {
@@ -580,7 +639,7 @@ async fn http_app_down_gets_502_naming_the_target_and_is_counted() {
 
 #[tokio::test]
 async fn pipelined_http1_requests_are_answered_in_order_on_one_app_connection() {
-    let app = counting_app().await;
+    let (app, _) = counting_app(2).await;
     let s = inbound("http", &app.to_string(), &[]);
     let client = source(&s.dir.path().join("client.sock")).await;
     let mut tls = tls_connect(s.addr, &client, &[b"http/1.1"]).await.unwrap();

@@ -238,7 +238,15 @@ async fn an_upstream_that_never_finishes_the_handshake_times_out_and_is_counted(
     assert!(r.is_err(), "request went through: {r:?}");
     assert!(started.elapsed() >= Duration::from_millis(800));
     // Two: the start-up port probe also made ward dial the silent upstream.
-    let series = "ward_handshakes_total{listener=\"outbound\",result=\"timeout\"} 2";
     let (_, text) = plain_get(admin, "/metrics", &[]).await.unwrap();
-    assert!(text.contains(series), "{text}");
+    let count = |result: &str| {
+        let series = format!("ward_handshakes_total{{listener=\"outbound\",result=\"{result}\"}}");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&series)?.trim().parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+    };
+    assert_eq!(count("timeout"), 2.0, "{text}");
+    assert_eq!(count("error"), 0.0, "{text}");
+    let log = log_of(dir.path(), "outbound");
+    assert!(log.contains("did not finish within 1s"), "{log}");
 }

@@ -90,18 +90,54 @@ pub struct HttpInbound {
 /// the app needs no pool: no checkout, no shared map keyed by URI, no task per request
 /// waiting for the connection to become idle again. It is opened at the first request
 /// and closed with the inbound connection (dropping the sender ends its task); the app
-/// sees one connection per client connection. If the app closed it in the meantime, the
-/// next request opens a new one.
+/// sees one connection per client connection. One unused for [`APP_REUSE_WITHIN`] is
+/// not used again, and is closed within [`APP_SWEEP_EVERY`]; if the app closed it in
+/// the meantime, the next request opens a new one.
 #[derive(Default)]
-struct AppSlot(std::sync::Mutex<Option<http1::SendRequest<Incoming>>>);
+struct AppSlot(std::sync::Mutex<Option<IdleApp>>);
+
+/// An app connection between two requests.
+struct IdleApp {
+    sender: http1::SendRequest<Incoming>,
+    /// When its last response began (its body may have taken longer).
+    since: Instant,
+}
+
+/// Longest an app connection may sit unused and still carry the next request. Shorter
+/// than the keep-alive timeout of common app servers (gunicorn 2 s; Node, uvicorn and
+/// Apache 5 s), so that ward does not send a request on a connection the app is closing
+/// at that very moment: such a request cannot be retried, as it may have reached the
+/// app. A new loopback connection costs far less than the pause.
+const APP_REUSE_WITHIN: Duration = Duration::from_secs(1);
+
+/// How often an app connection's task closes it if it is unused (and would not be
+/// used again): idle clients do not hold app connections open.
+const APP_SWEEP_EVERY: Duration = Duration::from_secs(5);
 
 impl AppSlot {
+    /// The connection, if it is fresh enough to use (a stale one is dropped, which
+    /// closes it).
     fn take(&self) -> Option<http1::SendRequest<Incoming>> {
-        self.0.lock().ok().and_then(|mut s| s.take())
+        let idle = self.0.lock().ok()?.take()?;
+        (idle.since.elapsed() < APP_REUSE_WITHIN).then_some(idle.sender)
     }
     fn put(&self, sender: http1::SendRequest<Incoming>) {
         if let Ok(mut s) = self.0.lock() {
-            *s = Some(sender);
+            *s = Some(IdleApp {
+                sender,
+                since: Instant::now(),
+            });
+        }
+    }
+    /// Drops the connection if it is stale and not busy (a response body still
+    /// streaming): hyper then closes it once idle.
+    fn sweep(&self) {
+        if let Ok(mut s) = self.0.lock() {
+            if s.as_ref()
+                .is_some_and(|i| i.since.elapsed() >= APP_REUSE_WITHIN && i.sender.is_ready())
+            {
+                *s = None;
+            }
         }
     }
 }
@@ -114,7 +150,7 @@ struct Peer {
     remote: Box<str>,
     id_header: Option<HeaderValue>,
     xfcc: Option<HeaderValue>,
-    app: AppSlot,
+    app: Arc<AppSlot>,
 }
 
 /// How long a request waits for its client connection's app connection to finish a
@@ -215,7 +251,7 @@ impl HttpInbound {
             remote: remote.to_string().into(),
             id_header,
             xfcc,
-            app: AppSlot::default(),
+            app: Arc::default(),
         }
     }
 
@@ -300,7 +336,7 @@ impl HttpInbound {
         &self,
         mut req: Request<Incoming>,
         path_and_query: PathAndQuery,
-        app: &AppSlot,
+        app: &Arc<AppSlot>,
     ) -> Result<Response<Incoming>, UpstreamError> {
         let grpc = req.version() == Version::HTTP_2
             && req
@@ -346,7 +382,7 @@ impl HttpInbound {
     async fn send_on_own_connection(
         &self,
         mut req: Request<Incoming>,
-        app: &AppSlot,
+        app: &Arc<AppSlot>,
     ) -> Result<Response<Incoming>, UpstreamError> {
         if let Some(mut sender) = app.take() {
             // Ready at once, unless the app closed the connection while it was idle or is
@@ -375,16 +411,20 @@ impl HttpInbound {
                 }
             }
         }
-        let mut sender = self.connect_app().await?;
+        let mut sender = self.connect_app(app).await?;
         sender.ready().await?;
         let resp = sender.send_request(req).await?;
         app.put(sender);
         Ok(resp)
     }
 
-    /// A new HTTP/1.1 connection to the app, its I/O driven by a task of its own that
-    /// ends when the sender is dropped or the app closes the connection.
-    async fn connect_app(&self) -> Result<http1::SendRequest<Incoming>, UpstreamError> {
+    /// A new HTTP/1.1 connection to the app for `app`'s client connection, its I/O
+    /// driven by a task of its own that ends when the sender is dropped (the client
+    /// connection closed, or the sweep found it unused) or the app closes it.
+    async fn connect_app(
+        &self,
+        app: &Arc<AppSlot>,
+    ) -> Result<http1::SendRequest<Incoming>, UpstreamError> {
         let stream =
             TargetStream::connect(&self.target, self.shared.limits.connect_timeout).await?;
         let (sender, conn) = http1::Builder::new()
@@ -392,9 +432,26 @@ impl HttpInbound {
             .handshake(TokioIo::new(stream))
             .await?;
         let name = self.name.clone();
+        // Weak: the slot lives as long as the client connection, not this task.
+        let slot = Arc::downgrade(app);
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(listener = %name, error = %e, "app connection ended with an error");
+            tokio::pin!(conn);
+            let start = tokio::time::Instant::now() + APP_SWEEP_EVERY;
+            let mut sweep = tokio::time::interval_at(start, APP_SWEEP_EVERY);
+            loop {
+                tokio::select! {
+                    r = conn.as_mut() => {
+                        if let Err(e) = r {
+                            tracing::debug!(listener = %name, error = %e, "app connection ended with an error");
+                        }
+                        return;
+                    }
+                    _ = sweep.tick() => {
+                        if let Some(slot) = slot.upgrade() {
+                            slot.sweep();
+                        }
+                    }
+                }
             }
         });
         Ok(sender)
@@ -424,15 +481,16 @@ impl HttpInbound {
 }
 
 fn is_upgrade<B>(req: &Request<B>) -> bool {
+    // Every `Connection` header line counts: `keep-alive` and `upgrade` may be sent on
+    // separate lines.
     req.headers().contains_key(http::header::UPGRADE)
         && req
             .headers()
-            .get(http::header::CONNECTION)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| {
-                v.split(',')
-                    .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
-            })
+            .get_all(http::header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
 }
 
 /// The URI of a request to the app, from parts already parsed (no string round trip).
@@ -514,6 +572,25 @@ pub fn xfcc_value(by: Option<&str>, leaf_der: &[u8], peer: &SpiffeId) -> String 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_upgrade_is_seen_in_any_connection_header_line() {
+        let req = |connection: &[&str], upgrade: bool| {
+            let mut b = Request::get("/ws");
+            for c in connection {
+                b = b.header("connection", *c);
+            }
+            if upgrade {
+                b = b.header("upgrade", "websocket");
+            }
+            b.body(()).unwrap()
+        };
+        assert!(is_upgrade(&req(&["Upgrade"], true)));
+        assert!(is_upgrade(&req(&["keep-alive, upgrade"], true)));
+        assert!(is_upgrade(&req(&["keep-alive", "upgrade"], true)));
+        assert!(!is_upgrade(&req(&["keep-alive"], true)));
+        assert!(!is_upgrade(&req(&["upgrade"], false)));
+    }
 
     #[test]
     fn dot_segments_and_encoded_separators_are_not_normal() {

@@ -45,13 +45,21 @@ pub enum UpstreamError {
     /// The upstream address has no usable host name.
     #[error("upstream {0} is not a valid host:port")]
     BadAddress(String),
-    /// The TLS handshake failed or timed out.
+    /// The TLS handshake failed.
     #[error("TLS handshake with {upstream} failed: {source}")]
     Handshake {
         /// `host:port`.
         upstream: String,
         /// The cause.
         source: std::io::Error,
+    },
+    /// The TLS handshake did not finish within `handshake_timeout`.
+    #[error("TLS handshake with {upstream} did not finish within {after:?}")]
+    HandshakeTimeout {
+        /// `host:port`.
+        upstream: String,
+        /// The limit.
+        after: std::time::Duration,
     },
     /// The server's SPIFFE ID matches none of the expected patterns.
     #[error(
@@ -129,12 +137,9 @@ impl UpstreamConnector {
                 })
             }
             Err(_) => {
-                return Err(UpstreamError::Handshake {
+                return Err(UpstreamError::HandshakeTimeout {
                     upstream: upstream.to_owned(),
-                    source: std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        "handshake timed out",
-                    ),
+                    after: self.limits.handshake_timeout,
                 })
             }
         };
@@ -304,9 +309,7 @@ impl OutboundConn {
 
     fn count_failure(&self, e: &UpstreamError) {
         match e {
-            UpstreamError::Handshake { source, .. }
-                if source.kind() == std::io::ErrorKind::TimedOut =>
-            {
+            UpstreamError::HandshakeTimeout { .. } => {
                 self.metrics.handshake_timeout.inc();
             }
             UpstreamError::Handshake { .. } | UpstreamError::UnexpectedId { .. } => {
