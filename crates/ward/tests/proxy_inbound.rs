@@ -667,3 +667,78 @@ async fn pipelined_http1_requests_are_answered_in_order_on_one_app_connection() 
         .expect("first on a new app connection");
     assert_eq!(bodies[1], format!("{conn} request 2"), "{out}");
 }
+
+/// A real gRPC service behind ward: the Workload API of a second `ward dev` (tonic on
+/// a Unix socket), called by tonic's generated client over mTLS through `ward inbound`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_grpc_streaming_and_status_trailers_pass_through_inbound() {
+    use ward_workload::proto::spiffe_workload_api_client::SpiffeWorkloadApiClient;
+    use ward_workload::proto::X509svidRequest;
+
+    const APP_ID: &str = "spiffe://example.org/grpc-app";
+    let app_dir = tempdir();
+    let _app = start_dev(app_dir.path(), &[("grpc.sock", APP_ID)], &[]);
+    let target = format!("unix:{}", app_dir.path().join("grpc.sock").display());
+    let s = inbound("http", &target, &[]);
+    let grpc_client = |sock: &str| {
+        let path = s.dir.path().join(sock);
+        let addr = s.addr;
+        async move {
+            let svid = source(&path).await;
+            let channel = tonic::transport::Endpoint::from_static("http://localhost")
+                .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
+                    let svid = svid.clone();
+                    async move {
+                        let tls = tls_connect(addr, &svid, &[b"h2"]).await?;
+                        Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tls))
+                    }
+                }))
+                .await
+                .expect("mTLS channel to ward inbound");
+            SpiffeWorkloadApiClient::new(channel)
+        }
+    };
+    let with_header = || {
+        let mut req = tonic::Request::new(X509svidRequest {});
+        req.metadata_mut()
+            .insert("workload.spiffe.io", "true".parse().unwrap());
+        req
+    };
+    async fn within<F: std::future::Future>(what: F) -> F::Output {
+        tokio::time::timeout(Duration::from_secs(10), what)
+            .await
+            .expect("an answer within 10s")
+    }
+
+    let mut client = grpc_client("client.sock").await;
+    // Server streaming: the first message arrives while the stream stays open.
+    let mut stream = within(client.fetch_x509svid(with_header()))
+        .await
+        .expect("FetchX509SVID through ward")
+        .into_inner();
+    let first = within(stream.message())
+        .await
+        .expect("a message")
+        .expect("not the end of the stream");
+    assert_eq!(first.svids[0].spiffe_id, APP_ID);
+    // A status sent in trailers (the app refuses a request without the header).
+    let status = within(client.fetch_x509svid(tonic::Request::new(X509svidRequest {})))
+        .await
+        .expect_err("refused without the security header");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+
+    // A peer the policy denies gets a gRPC status from ward, with ward's reason.
+    let mut other = grpc_client("other.sock").await;
+    let status = within(other.fetch_x509svid(with_header()))
+        .await
+        .expect_err("denied");
+    assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
+    assert_eq!(
+        status.message(),
+        format!(
+            "ward: denied: {OTHER} is not allowed POST \
+             /SpiffeWorkloadAPI/FetchX509SVID on listener inbound"
+        ),
+        "{status:?}"
+    );
+}

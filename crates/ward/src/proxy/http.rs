@@ -264,6 +264,15 @@ impl HttpInbound {
         headers.remove(&X_SPIFFE_ID);
         headers.remove(&XFCC);
         let method = req.method().clone();
+        let grpc = is_grpc(&req);
+        // ward's own answers: text, or a gRPC status for a gRPC client.
+        let refuse = |status: StatusCode, message: String| {
+            if grpc {
+                grpc_status(status, &message)
+            } else {
+                text(status, message)
+            }
+        };
         // A refcounted view of the request's path, not a copy.
         let path_and_query = req
             .uri()
@@ -289,7 +298,7 @@ impl HttpInbound {
             // `/a/../b` or `%2e%2e` would let a policy on `/b/**` be bypassed by an app
             // that normalizes differently: refuse instead of guessing.
             let body = format!("ward: rejected: the path {path} is not in normal form\n");
-            return respond(text(StatusCode::BAD_REQUEST, body), "reject", "-");
+            return respond(refuse(StatusCode::BAD_REQUEST, body), "reject", "-");
         }
         let decision = self
             .shared
@@ -308,7 +317,7 @@ impl HttpInbound {
                 "ward: denied: {} is not allowed {} {} on listener {}\n",
                 peer.id, method, path, self.name
             );
-            return respond(text(StatusCode::FORBIDDEN, body), "deny", rule);
+            return respond(refuse(StatusCode::FORBIDDEN, body), "deny", rule);
         }
         let headers = req.headers_mut();
         if let Some(v) = &peer.id_header {
@@ -317,7 +326,10 @@ impl HttpInbound {
         if let Some(v) = &peer.xfcc {
             headers.insert(XFCC.clone(), v.clone());
         }
-        let resp = match self.forward(req, path_and_query.clone(), &peer.app).await {
+        let resp = match self
+            .forward(req, grpc, path_and_query.clone(), &peer.app)
+            .await
+        {
             Ok(resp) => resp.map(Either::Left),
             Err(e) => {
                 self.metrics.upstream_errors.inc();
@@ -326,7 +338,7 @@ impl HttpInbound {
                 tracing::warn!(listener = %self.name, target, error = %e, "request to the app failed");
                 let body =
                     format!("ward: upstream error: the app at {target} did not answer: {e}\n");
-                return respond(text(StatusCode::BAD_GATEWAY, body), "allow", rule);
+                return respond(refuse(StatusCode::BAD_GATEWAY, body), "allow", rule);
             }
         };
         respond(resp, "allow", rule)
@@ -335,14 +347,10 @@ impl HttpInbound {
     async fn forward(
         &self,
         mut req: Request<Incoming>,
+        grpc: bool,
         path_and_query: PathAndQuery,
         app: &Arc<AppSlot>,
     ) -> Result<Response<Incoming>, UpstreamError> {
-        let grpc = req.version() == Version::HTTP_2
-            && req
-                .headers()
-                .get(CONTENT_TYPE)
-                .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
         if grpc {
             let authority = req
                 .uri()
@@ -519,6 +527,47 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     s
 }
 
+/// A gRPC call: HTTP/2 with a `application/grpc*` content type.
+fn is_grpc<B>(req: &Request<B>) -> bool {
+    req.version() == Version::HTTP_2
+        && req
+            .headers()
+            .get(CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+}
+
+/// ward's own answer to a gRPC call: a trailers-only response (HTTP 200, the status in
+/// `grpc-status` and `grpc-message`, no body), so the client reports
+/// `PERMISSION_DENIED: ward: denied: ...` rather than a protocol error about an
+/// unexpected HTTP 403 with a text body. Codes follow gRPC's HTTP-to-gRPC mapping.
+pub fn grpc_status(http: StatusCode, message: &str) -> Response<ProxyBody> {
+    let code: u16 = match http.as_u16() {
+        400 => 13,             // INTERNAL
+        401 => 16,             // UNAUTHENTICATED
+        403 => 7,              // PERMISSION_DENIED
+        404 => 12,             // UNIMPLEMENTED
+        429 | 502..=504 => 14, // UNAVAILABLE
+        _ => 2,                // UNKNOWN
+    };
+    let mut resp = Response::new(Either::Right(Full::new(Bytes::new())));
+    let headers = resp.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    headers.insert("grpc-status", HeaderValue::from(code));
+    // grpc-message is percent-encoded outside printable ASCII (and `%` itself).
+    let mut encoded = String::with_capacity(message.len());
+    for b in message.trim_end().bytes() {
+        if (0x20..0x7f).contains(&b) && b != b'%' {
+            encoded.push(char::from(b));
+        } else {
+            encoded.push_str(&format!("%{b:02X}"));
+        }
+    }
+    if let Ok(v) = HeaderValue::from_str(&encoded) {
+        headers.insert("grpc-message", v);
+    }
+    resp
+}
+
 /// A short text answer from ward itself.
 pub fn text(status: StatusCode, body: String) -> Response<ProxyBody> {
     let mut resp = Response::new(Either::Right(Full::new(Bytes::from(body))));
@@ -572,6 +621,28 @@ pub fn xfcc_value(by: Option<&str>, leaf_der: &[u8], peer: &SpiffeId) -> String 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn grpc_refusals_are_trailers_only_responses_with_the_mapped_status() {
+        let r = grpc_status(StatusCode::FORBIDDEN, "ward: denied: 100% not\tyou é\n");
+        assert_eq!(r.status(), StatusCode::OK);
+        let h = r.headers();
+        assert_eq!(h["content-type"], "application/grpc");
+        assert_eq!(h["grpc-status"], "7");
+        assert_eq!(h["grpc-message"], "ward: denied: 100%25 not%09you %C3%A9");
+        assert_eq!(
+            grpc_status(StatusCode::BAD_GATEWAY, "x").headers()["grpc-status"],
+            "14"
+        );
+        assert_eq!(
+            grpc_status(StatusCode::BAD_REQUEST, "x").headers()["grpc-status"],
+            "13"
+        );
+        assert_eq!(
+            grpc_status(StatusCode::IM_A_TEAPOT, "x").headers()["grpc-status"],
+            "2"
+        );
+    }
 
     #[test]
     fn an_upgrade_is_seen_in_any_connection_header_line() {
