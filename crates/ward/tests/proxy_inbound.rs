@@ -214,13 +214,6 @@ async fn tcp_mode_copies_bytes_for_an_allowed_peer_and_half_close_works() {
     assert_eq!(back.len(), big.len());
 }
 
-/// The value of one metric series in Prometheus text, 0 when absent.
-fn metric(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
-        .unwrap_or(0.0)
-}
-
 #[tokio::test]
 async fn bytes_metric_counts_while_the_connection_is_still_open() {
     let app = tcp_echo().await;

@@ -240,10 +240,10 @@ async fn an_upstream_that_never_finishes_the_handshake_times_out_and_is_counted(
     // Two: the start-up port probe also made ward dial the silent upstream.
     let (_, text) = plain_get(admin, "/metrics", &[]).await.unwrap();
     let count = |result: &str| {
-        let series = format!("ward_handshakes_total{{listener=\"outbound\",result=\"{result}\"}}");
-        text.lines()
-            .find_map(|l| l.strip_prefix(&series)?.trim().parse::<f64>().ok())
-            .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+        metric(
+            &text,
+            &format!("ward_handshakes_total{{listener=\"outbound\",result=\"{result}\"}}"),
+        )
     };
     assert_eq!(count("timeout"), 2.0, "{text}");
     assert_eq!(count("error"), 0.0, "{text}");

@@ -312,6 +312,13 @@ fn websocket_echo(mut req: Request<Incoming>) -> Response<Full<Bytes>> {
         .expect("101")
 }
 
+/// The value of one metric series in Prometheus text, 0 when absent.
+pub fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
 pub fn tempdir() -> tempfile::TempDir {
     tempfile::tempdir().expect("tempdir")
 }
