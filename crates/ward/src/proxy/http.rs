@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::FutureExt;
 use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, HOST};
 use http::uri::{Authority, PathAndQuery, Scheme};
@@ -28,7 +28,7 @@ use tokio::sync::watch;
 use ward_spiffe::SpiffeId;
 
 use super::inbound::InboundTls;
-use super::io::{ConnStats, TargetStream};
+use super::io::{ConnStats, Rewind, TargetStream};
 use super::{ListenerMetrics, Shared};
 use crate::config::{IdentityHeader, Inbound, Target};
 
@@ -75,11 +75,11 @@ type UpstreamError = Box<dyn std::error::Error + Send + Sync>;
 
 /// One http inbound listener's request handling.
 pub struct HttpInbound {
-    name: Arc<str>,
-    shared: Shared,
-    metrics: ListenerMetrics,
+    pub(super) name: Arc<str>,
+    pub(super) shared: Shared,
+    pub(super) metrics: ListenerMetrics,
     headers: Vec<IdentityHeader>,
-    target: Arc<Target>,
+    pub(super) target: Arc<Target>,
     h1: Client<AppConnector, Incoming>,
     h2c: Client<AppConnector, Incoming>,
 }
@@ -108,11 +108,11 @@ struct IdleApp {
 /// Apache 5 s), so that ward does not send a request on a connection the app is closing
 /// at that very moment: such a request cannot be retried, as it may have reached the
 /// app. A new loopback connection costs far less than the pause.
-const APP_REUSE_WITHIN: Duration = Duration::from_secs(1);
+pub(super) const APP_REUSE_WITHIN: Duration = Duration::from_secs(1);
 
 /// How often an app connection's task closes it if it is unused (and would not be
 /// used again): idle clients do not hold app connections open.
-const APP_SWEEP_EVERY: Duration = Duration::from_secs(5);
+pub(super) const APP_SWEEP_EVERY: Duration = Duration::from_secs(5);
 
 impl AppSlot {
     /// The connection, if it is fresh enough to use (a stale one is dropped, which
@@ -144,12 +144,14 @@ impl AppSlot {
 
 /// Per connection: computed once, cloned into every request (header values are
 /// reference-counted bytes).
-struct Peer {
-    id: SpiffeId,
+pub(super) struct Peer {
+    pub(super) id: SpiffeId,
     /// The client's address as the access log writes it.
-    remote: Box<str>,
+    pub(super) remote: Box<str>,
     id_header: Option<HeaderValue>,
     xfcc: Option<HeaderValue>,
+    /// The same identity headers as whole HTTP/1 header lines, for the direct path.
+    pub(super) h1_lines: Box<[u8]>,
     app: Arc<AppSlot>,
 }
 
@@ -161,7 +163,7 @@ const APP_BUSY_WAIT: Duration = Duration::from_secs(1);
 /// 400 KiB) lets every connection streaming a large body grow a buffer that size; 64
 /// KiB still reads four whole TLS records at a time and keeps the peak resident memory
 /// of many concurrent large transfers down.
-const H1_MAX_BUF: usize = 64 * 1024;
+pub(super) const H1_MAX_BUF: usize = 64 * 1024;
 
 impl HttpInbound {
     /// The handler of listener `config`.
@@ -188,16 +190,32 @@ impl HttpInbound {
         }
     }
 
-    /// Serves one authenticated connection until it ends, idles out, or drains.
+    /// Serves one authenticated connection until it ends, idles out, or drains:
+    /// HTTP/1.1 on the direct path for as long as its requests allow, then (or for
+    /// HTTP/2 from the start) on hyper's.
     pub async fn serve(
         self: Arc<Self>,
-        tls: InboundTls,
+        mut tls: InboundTls,
         peer: SpiffeId,
         remote: SocketAddr,
         stats: Arc<ConnStats>,
         mut shutdown: watch::Receiver<bool>,
     ) {
         let peer = Arc::new(self.peer_headers(&tls, peer, remote));
+        let idle = self.shared.limits.idle_timeout;
+        let mut read = BytesMut::new();
+        if tls.get_ref().1.alpn_protocol() != Some(b"h2") {
+            let end = tokio::select! {
+                biased;
+                end = super::h1_direct::serve(&self, &mut tls, &peer, &mut shutdown) => end,
+                () = stats.idle(idle) => super::h1_direct::End::Closed,
+            };
+            match end {
+                super::h1_direct::End::Closed => return,
+                super::h1_direct::End::HandOff(bytes) => read = bytes,
+            }
+        }
+        let io = Rewind::new(read.freeze(), tls);
         let this = self.clone();
         let svc = hyper::service::service_fn(move |req| {
             let this = this.clone();
@@ -211,9 +229,8 @@ impl HttpInbound {
             .timer(TokioTimer::new())
             .header_read_timeout(self.shared.limits.idle_timeout);
         builder.http2().timer(TokioTimer::new());
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), svc);
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
         tokio::pin!(conn);
-        let idle = self.shared.limits.idle_timeout;
         let mut draining = false;
         loop {
             tokio::select! {
@@ -246,11 +263,21 @@ impl HttpInbound {
         } else {
             None
         };
+        let mut h1_lines = Vec::new();
+        for (name, value) in [(&X_SPIFFE_ID, &id_header), (&XFCC, &xfcc)] {
+            if let Some(v) = value {
+                h1_lines.extend_from_slice(name.as_str().as_bytes());
+                h1_lines.extend_from_slice(b": ");
+                h1_lines.extend_from_slice(v.as_bytes());
+                h1_lines.extend_from_slice(b"\r\n");
+            }
+        }
         Peer {
             id,
             remote: remote.to_string().into(),
             id_header,
             xfcc,
+            h1_lines: h1_lines.into(),
             app: Arc::default(),
         }
     }

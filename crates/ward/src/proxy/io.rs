@@ -247,6 +247,87 @@ impl AsyncWrite for TargetStream {
     }
 }
 
+impl TargetStream {
+    /// False if the peer has closed (or reset) the connection or sent bytes nobody
+    /// asked for. Costs no system call unless the socket has become readable since
+    /// its last read.
+    pub fn is_open(&self) -> bool {
+        let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
+        let readable = match self {
+            Self::Tcp(s) => s.poll_read_ready(&mut cx),
+            Self::Unix(s) => s.poll_read_ready(&mut cx),
+        };
+        match readable {
+            Poll::Pending => true,
+            Poll::Ready(Err(_)) => false,
+            Poll::Ready(Ok(())) => {
+                let mut byte = [0u8; 1];
+                let r = match self {
+                    Self::Tcp(s) => s.try_read(&mut byte),
+                    Self::Unix(s) => s.try_read(&mut byte),
+                };
+                matches!(r, Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+            }
+        }
+    }
+}
+
+/// A stream that first yields bytes already read from it: a connection handed from
+/// one HTTP implementation to another mid-way.
+#[derive(Debug)]
+pub struct Rewind<S> {
+    read: bytes::Bytes,
+    inner: S,
+}
+
+impl<S> Rewind<S> {
+    /// `inner`, whose next bytes are `read`.
+    pub fn new(read: bytes::Bytes, inner: S) -> Self {
+        Self { read, inner }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Rewind<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.read.is_empty() {
+            return Pin::new(&mut self.inner).poll_read(cx, buf);
+        }
+        let n = self.read.len().min(buf.remaining());
+        buf.put_slice(&self.read.split_to(n));
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Rewind<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
 impl hyper_util::client::legacy::connect::Connection for TargetStream {
     fn connected(&self) -> hyper_util::client::legacy::connect::Connected {
         hyper_util::client::legacy::connect::Connected::new()

@@ -11,6 +11,7 @@
 //! nothing is rebuilt per handshake and established connections are never dropped.
 
 pub mod admin;
+mod h1_direct;
 pub mod http;
 pub mod identity;
 pub mod inbound;
