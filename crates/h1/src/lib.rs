@@ -81,7 +81,8 @@ pub enum Declined {
     BodyTooLarge,
     /// More than one `Host` header.
     Host,
-    /// A `Connection` header naming many headers.
+    /// A `Connection` header naming many headers, or naming `Content-Length`,
+    /// `Transfer-Encoding`, `Host` or a header to strip.
     ConnectionTokens,
 }
 
@@ -137,7 +138,7 @@ const MAX_CONNECTION_TOKENS: usize = 8;
 ///
 /// - the request line as received (HTTP/1.1, origin form);
 /// - every header line except the hop-by-hop ones, those named by `Connection`, and
-///   those in `strip` (names compared without case);
+///   those in `strip` (names compared by [`same_name`]);
 /// - `host: app` if the request has no `Host`;
 /// - then `add` (whole header lines, each ending in CRLF), then the empty line.
 pub fn forward_request(
@@ -163,7 +164,13 @@ pub fn forward_request(
     if method == "CONNECT" {
         return Err(Declined::Connect);
     }
-    if !target.starts_with('/') || !target.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+    // A fragment is never sent (RFC 9112, 3.2); an app that kept it could see another
+    // path than the one the policy decided on.
+    if !target.starts_with('/')
+        || !target
+            .bytes()
+            .all(|b| (0x21..=0x7e).contains(&b) && b != b'#')
+    {
         return Err(Declined::Target);
     }
     let mut content_length = None;
@@ -196,6 +203,13 @@ pub fn forward_request(
                     close = true;
                 } else if token.eq_ignore_ascii_case("upgrade") {
                     return Err(Declined::Upgrade);
+                } else if FRAMING.iter().any(|f| token.eq_ignore_ascii_case(f))
+                    || strip.iter().any(|s| same_name(token, s))
+                {
+                    // `Connection: content-length` would have ward frame the body by a
+                    // header the app never sees: the rest of the body would reach the
+                    // app as a request of its own.
+                    return Err(Declined::ConnectionTokens);
                 } else if !token.eq_ignore_ascii_case("keep-alive") {
                     let slot = named.get_mut(n_named).ok_or(Declined::ConnectionTokens)?;
                     *slot = token;
@@ -217,8 +231,7 @@ pub fn forward_request(
     out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
     for h in req.headers.iter() {
-        let drop =
-            is_hop_by_hop(h.name, named) || strip.iter().any(|s| h.name.eq_ignore_ascii_case(s));
+        let drop = is_hop_by_hop(h.name, named) || strip.iter().any(|s| same_name(h.name, s));
         if !drop {
             header_line(out, h);
         }
@@ -240,6 +253,27 @@ pub fn forward_request(
         body_len,
         close,
     }))
+}
+
+/// Headers that say where a message ends or whom it is for: a `Connection` header
+/// cannot make them hop-by-hop here.
+const FRAMING: [&str; 3] = ["content-length", "transfer-encoding", "host"];
+
+/// Header names equal without case, `_` read as `-`: CGI, WSGI and Rack turn both
+/// `X-Spiffe-Id` and `X_Spiffe_Id` into `HTTP_X_SPIFFE_ID`, so a stripped name must
+/// take the underscore spelling with it.
+pub fn same_name(name: &str, other: &str) -> bool {
+    name.len() == other.len()
+        && name.bytes().zip(other.bytes()).all(|(a, b)| {
+            let fold = |c: u8| {
+                if c == b'_' {
+                    b'-'
+                } else {
+                    c.to_ascii_lowercase()
+                }
+            };
+            fold(a) == fold(b)
+        })
 }
 
 fn is_hop_by_hop(name: &str, named: &[&str]) -> bool {
@@ -401,12 +435,13 @@ pub fn forward_response(
                     close_token = true;
                 } else if token.eq_ignore_ascii_case("keep-alive") {
                     keep_alive_token = true;
+                } else if FRAMING.iter().any(|f| token.eq_ignore_ascii_case(f)) {
+                    // Kept: the client must frame the body by the same header as ward.
                 } else if let Some(slot) = named.get_mut(n_named) {
                     *slot = token;
                     n_named += 1;
-                } else {
-                    return Err(BadResponse::Malformed);
                 }
+                // (Beyond MAX_CONNECTION_TOKENS a named header is passed on: harmless.)
             }
         }
     }
@@ -510,6 +545,33 @@ mod tests {
     }
 
     #[test]
+    fn identity_headers_are_stripped_in_any_case_and_with_underscores() {
+        let buf = b"GET / HTTP/1.1\r\nHost: a\r\nX_SPIFFE_ID: forged\r\nx-Spiffe-id: forged\r\n\
+            X_Forwarded_Client_Cert: forged\r\nX-Spiffe-Idx: kept\r\n\r\n";
+        let (r, out) = request(buf);
+        assert!(matches!(r, Ok(Parsed::Complete(_))), "{r:?}");
+        assert_eq!(
+            out,
+            "GET / HTTP/1.1\r\nHost: a\r\nX-Spiffe-Idx: kept\r\nx-spiffe-id: spiffe://td/client\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn a_response_cannot_make_its_framing_headers_hop_by_hop() {
+        let buf = b"HTTP/1.1 200 OK\r\nConnection: Transfer-Encoding, Content-Length, X-A\r\n\
+            Transfer-Encoding: chunked\r\nX-A: 1\r\nDate: D\r\n\r\n";
+        let (r, out) = response(buf, false, false);
+        let Ok(Parsed::Complete(head)) = r else {
+            panic!("{r:?}")
+        };
+        assert_eq!(head.framing, Framing::Chunked);
+        assert_eq!(
+            out,
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nDate: D\r\n\r\n"
+        );
+    }
+
+    #[test]
     fn hop_by_hop_headers_are_dropped_and_close_is_noted() {
         let buf = b"GET / HTTP/1.1\r\nConnection: close, X-Hop\r\nKeep-Alive: 5\r\nX-Hop: 1\r\n\
             Proxy-Connection: keep-alive\r\nX-End: 2\r\n\r\n";
@@ -588,6 +650,20 @@ mod tests {
         }
         many.extend_from_slice(b"\r\n");
         assert_eq!(declined(&many), TooManyHeaders);
+        // A Connection header cannot hide how the body is framed, the host, or a
+        // header ward strips.
+        for token in [
+            "Content-Length",
+            "transfer-encoding",
+            "Host",
+            "X-Spiffe-Id",
+            "x_spiffe_id",
+        ] {
+            let buf =
+                format!("POST / HTTP/1.1\r\nConnection: {token}\r\nContent-Length: 1\r\n\r\nx");
+            assert_eq!(declined(buf.as_bytes()), ConnectionTokens, "{token}");
+        }
+        assert_eq!(declined(b"GET /a#frag HTTP/1.1\r\n\r\n"), Target);
         assert_eq!(
             declined("GET /caf\u{e9} HTTP/1.1\r\n\r\n".as_bytes()),
             Target

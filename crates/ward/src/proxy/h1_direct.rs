@@ -76,6 +76,7 @@ pub async fn serve(
                 }
             } else if *shutdown.borrow() {
                 // Draining: an idle connection closes now.
+                let _ = tls.shutdown().await;
                 return End::Closed;
             }
             client.reserve(READ_CHUNK);
@@ -85,7 +86,10 @@ pub async fn serve(
                     Ok(0) | Err(_) => return End::Closed,
                     Ok(_) => {}
                 },
-                () = super::stopped(shutdown), if client.is_empty() => return End::Closed,
+                () = super::stopped(shutdown), if client.is_empty() => {
+                    let _ = tls.shutdown().await;
+                    return End::Closed;
+                }
                 _ = sweep.tick() => {
                     if app.as_ref().is_some_and(App::stale) {
                         app = None;
@@ -100,20 +104,25 @@ pub async fn serve(
                 Ok(_) => {}
             }
         }
-        let draining = *shutdown.borrow();
-        let keep = Exchange {
+        let after = Exchange {
             http,
             peer,
             request: &client[..req.len()],
             head: &req,
-            close: req.close || draining,
+            shutdown,
         }
         .run(tls, &mut out, &mut app)
         .await;
         client.advance(req.len());
-        if !keep {
-            let _ = tls.shutdown().await;
-            return End::Closed;
+        match after {
+            After::Keep => {}
+            After::Close => {
+                let _ = tls.shutdown().await;
+                return End::Closed;
+            }
+            // No close_notify: for a body that ends at close, it would tell the client
+            // that the cut-short body was whole.
+            After::Abort => return End::Closed,
         }
     }
 }
@@ -125,8 +134,19 @@ struct Exchange<'a> {
     /// The request as received: head and body.
     request: &'a [u8],
     head: &'a RequestHead,
-    /// The client connection closes after this exchange.
-    close: bool,
+    /// Read when the response goes out: a drain that began meanwhile closes the client
+    /// connection after it, and the response says so.
+    shutdown: &'a watch::Receiver<bool>,
+}
+
+/// What becomes of the client connection after an exchange.
+enum After {
+    /// Open for the next request.
+    Keep,
+    /// Closed, politely (close_notify).
+    Close,
+    /// Closed at once: a response was cut short.
+    Abort,
 }
 
 /// Why a response did not make it to the client.
@@ -138,9 +158,18 @@ enum Failed {
 }
 
 impl Exchange<'_> {
-    /// Decides, forwards and logs; returns whether the client connection stays open.
-    /// `out` holds the rewritten request head on entry.
-    async fn run(&self, tls: &mut InboundTls, out: &mut Vec<u8>, app: &mut Option<App>) -> bool {
+    /// The client connection closes after this exchange: the client asked, or ward is
+    /// draining.
+    fn close(&self) -> bool {
+        self.head.close || *self.shutdown.borrow()
+    }
+
+    fn is_head(&self) -> bool {
+        self.head.method(self.request) == "HEAD"
+    }
+
+    /// Decides, forwards and logs. `out` holds the rewritten request head on entry.
+    async fn run(&self, tls: &mut InboundTls, out: &mut Vec<u8>, app: &mut Option<App>) -> After {
         let start = Instant::now();
         let http = self.http;
         let method = self.head.method(self.request);
@@ -163,11 +192,11 @@ impl Exchange<'_> {
             // As in the general path: a policy on `/b/**` must not be bypassed by
             // `/a/../b` reaching an app that normalizes differently.
             let body = format!("ward: rejected: the path {path} is not in normal form\n");
-            let sent = self
+            let after = self
                 .own_response(tls, out, StatusCode::BAD_REQUEST, &body)
                 .await;
             log(400, "reject", "-");
-            return sent && !self.close;
+            return after;
         }
         let decision = http
             .shared
@@ -186,17 +215,21 @@ impl Exchange<'_> {
                 "ward: denied: {} is not allowed {method} {path} on listener {}\n",
                 self.peer.id, http.name
             );
-            let sent = self
+            let after = self
                 .own_response(tls, out, StatusCode::FORBIDDEN, &body)
                 .await;
             log(403, "deny", rule);
-            return sent && !self.close;
+            return after;
         }
         out.extend_from_slice(&self.request[self.head.head_len..]);
         match self.forward(tls, out, app).await {
             Ok((status, close)) => {
                 log(status, "allow", rule);
-                !close
+                if close {
+                    After::Close
+                } else {
+                    After::Keep
+                }
             }
             Err(Failed::Before(e)) => {
                 http.metrics.upstream_errors.inc();
@@ -204,16 +237,16 @@ impl Exchange<'_> {
                 tracing::warn!(listener = %http.name, target, error = %e, "request to the app failed");
                 let body =
                     format!("ward: upstream error: the app at {target} did not answer: {e}\n");
-                let sent = self
+                let after = self
                     .own_response(tls, out, StatusCode::BAD_GATEWAY, &body)
                     .await;
                 log(502, "allow", rule);
-                sent && !self.close
+                after
             }
             Err(Failed::After(status, e)) => {
                 tracing::debug!(listener = %http.name, error = %e, "response cut short; closing the connection");
                 log(status, "allow", rule);
-                false
+                After::Abort
             }
         }
     }
@@ -272,7 +305,10 @@ impl Exchange<'_> {
                 )));
             }
             let (n, d) = body.take(&a.buf).map_err(after)?;
+            // Flushed piece by piece: a streamed response (server-sent events, long
+            // polling) must not wait in ward for the app's next piece.
             tls.write_all(&a.buf[..n]).await.map_err(after)?;
+            tls.flush().await.map_err(after)?;
             a.buf.advance(n);
             done = d;
         }
@@ -286,14 +322,15 @@ impl Exchange<'_> {
         Ok((status, head.close))
     }
 
-    /// ward's own short text answer.
+    /// ward's own short text answer (its head only, to a `HEAD`).
     async fn own_response(
         &self,
         tls: &mut InboundTls,
         out: &mut Vec<u8>,
         status: StatusCode,
         body: &str,
-    ) -> bool {
+    ) -> After {
+        let close = self.close();
         out.clear();
         let reason = status.canonical_reason().unwrap_or("");
         out.extend_from_slice(
@@ -305,12 +342,19 @@ impl Exchange<'_> {
             .as_bytes(),
         );
         date_line(|d| out.extend_from_slice(d));
-        if self.close {
+        if close {
             out.extend_from_slice(b"connection: close\r\n");
         }
         out.extend_from_slice(b"\r\n");
-        out.extend_from_slice(body.as_bytes());
-        tls.write_all(out).await.is_ok() && tls.flush().await.is_ok()
+        if !self.is_head() {
+            out.extend_from_slice(body.as_bytes());
+        }
+        let sent = tls.write_all(out).await.is_ok() && tls.flush().await.is_ok();
+        match (sent, close) {
+            (true, false) => After::Keep,
+            (true, true) => After::Close,
+            (false, _) => After::Abort,
+        }
     }
 }
 
@@ -374,13 +418,13 @@ impl App {
         if let Err(e) = self.stream.write_all(out).await {
             return Err(if reused { Sent::Unanswered } else { before(e) });
         }
-        let head_request = x.head.method(x.request) == "HEAD";
+        let head_request = x.is_head();
         let mut informational_sent = false;
         loop {
             let parsed = date_line(|date| {
                 let how = ResponseRewrite {
                     head_request,
-                    close: x.close,
+                    close: x.close(),
                     date,
                 };
                 ward_h1::forward_response(&self.buf, &how, out)
@@ -397,6 +441,7 @@ impl App {
                     // 100 Continue, 103 Early Hints: passed on; the final head follows.
                     self.buf.advance(head.head_len);
                     tls.write_all(out).await.map_err(bad)?;
+                    tls.flush().await.map_err(bad)?;
                     informational_sent = true;
                     continue;
                 }

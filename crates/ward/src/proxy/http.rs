@@ -234,6 +234,9 @@ impl HttpInbound {
         let mut draining = false;
         loop {
             tokio::select! {
+                // The connection first: a request handed over by the direct path during
+                // a drain is already read, and must be answered, not cancelled.
+                biased;
                 r = conn.as_mut() => {
                     if let Err(e) = r {
                         tracing::debug!(listener = %self.name, %remote, error = %e, "http connection ended with an error");
@@ -290,6 +293,20 @@ impl HttpInbound {
         let headers = req.headers_mut();
         headers.remove(&X_SPIFFE_ID);
         headers.remove(&XFCC);
+        // Their underscore spellings too, which CGI-style apps read as the same header.
+        let spoofs: Vec<HeaderName> = headers
+            .keys()
+            .filter(|k| k.as_str().contains('_'))
+            .filter(|k| {
+                [&X_SPIFFE_ID, &XFCC]
+                    .iter()
+                    .any(|h| ward_h1::same_name(k.as_str(), h.as_str()))
+            })
+            .cloned()
+            .collect();
+        for name in spoofs {
+            headers.remove(name);
+        }
         let method = req.method().clone();
         let grpc = is_grpc(&req);
         // ward's own answers: text, or a gRPC status for a gRPC client.
