@@ -17,9 +17,6 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use ward_workload::X509Source;
 
-const SERVER: &str = "spiffe://example.org/server";
-const CLIENT: &str = "spiffe://example.org/client";
-
 /// The app's own `Date` line: ward adds none to a response that has one, so the heads
 /// the client gets can be compared byte for byte.
 const DATE: &str = "Date: Mon, 01 Jan 2024 00:00:00 GMT\r\n";
@@ -27,53 +24,12 @@ const DATE: &str = "Date: Mon, 01 Jan 2024 00:00:00 GMT\r\n";
 /// Longest wait for any one read or write, client or app side: nothing hangs.
 const WAIT: Duration = Duration::from_secs(10);
 
-struct Setup {
-    dir: tempfile::TempDir,
-    _dev: Proc,
-    _ward: Proc,
-    addr: SocketAddr,
-    admin: SocketAddr,
-}
-
 /// `ward inbound --protocol http` in front of `app`, allowing [`CLIENT`].
-fn inbound(app: SocketAddr) -> Setup {
-    let dir = tempdir();
-    let dev = start_dev(
-        dir.path(),
-        &[("server.sock", SERVER), ("client.sock", CLIENT)],
-        &[],
-    );
-    let addr = local(free_port());
-    let admin = local(free_port());
-    let sock = socket_uri(&dir.path().join("server.sock"));
-    let (listen, admin_s, target) = (addr.to_string(), admin.to_string(), app.to_string());
-    let args = [
-        "inbound",
-        "--listen",
-        &listen,
-        "--target",
-        &target,
-        "--allow",
-        CLIENT,
-        "--protocol",
-        "http",
-        "--socket",
-        &sock,
-        "--admin",
-        &admin_s,
-    ];
-    let ward = spawn_ward(dir.path(), "inbound", &args);
-    wait_port(addr);
-    Setup {
-        dir,
-        _dev: dev,
-        _ward: ward,
-        addr,
-        admin,
-    }
+fn inbound(app: SocketAddr) -> Inbound {
+    start_inbound("http", &app.to_string(), &[])
 }
 
-impl Setup {
+impl Inbound {
     /// The client's identity (its SVID from `ward dev`).
     async fn identity(&self) -> X509Source {
         source(&self.dir.path().join("client.sock")).await

@@ -10,65 +10,10 @@ use http_body_util::Full;
 use proxy_support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const SERVER: &str = "spiffe://example.org/server";
-const CLIENT: &str = "spiffe://example.org/client";
-const OTHER: &str = "spiffe://example.org/other";
-
-struct Setup {
-    dir: tempfile::TempDir,
-    _dev: Proc,
-    ward: Proc,
-    addr: std::net::SocketAddr,
-    admin: std::net::SocketAddr,
-}
-
-fn inbound(protocol: &str, target: &str, extra: &[&str]) -> Setup {
-    let dir = tempdir();
-    let dev = start_dev(
-        dir.path(),
-        &[
-            ("server.sock", SERVER),
-            ("client.sock", CLIENT),
-            ("other.sock", OTHER),
-        ],
-        &[],
-    );
-    let port = free_port();
-    let admin = local(free_port());
-    let sock = socket_uri(&dir.path().join("server.sock"));
-    let listen = local(port).to_string();
-    let admin_s = admin.to_string();
-    let mut args = vec![
-        "inbound",
-        "--listen",
-        &listen,
-        "--target",
-        target,
-        "--allow",
-        CLIENT,
-        "--protocol",
-        protocol,
-        "--socket",
-        &sock,
-        "--admin",
-        &admin_s,
-    ];
-    args.extend_from_slice(extra);
-    let ward = spawn_ward(dir.path(), "inbound", &args);
-    wait_port(local(port));
-    Setup {
-        dir,
-        _dev: dev,
-        ward,
-        addr: local(port),
-        admin,
-    }
-}
-
 #[tokio::test]
 async fn http_allowed_peer_reaches_the_app_with_its_spiffe_id_and_spoofed_headers_are_stripped() {
     let app = start_echo_tcp().await;
-    let s = inbound("http", &app.to_string(), &[]);
+    let s = start_inbound("http", &app.to_string(), &[]);
     let client = source(&s.dir.path().join("client.sock")).await;
     for h2 in [false, true] {
         let req = Request::get("https://localhost/hello?x=1")
@@ -104,7 +49,7 @@ async fn http_allowed_peer_reaches_the_app_with_its_spiffe_id_and_spoofed_header
 #[tokio::test]
 async fn http_denied_peer_gets_403_with_the_reason() {
     let app = start_echo_tcp().await;
-    let s = inbound("http", &app.to_string(), &[]);
+    let s = start_inbound("http", &app.to_string(), &[]);
     let other = source(&s.dir.path().join("other.sock")).await;
     let (status, _, body) = mtls_request(s.addr, &other, false, get("https://localhost/x"))
         .await
@@ -119,7 +64,7 @@ async fn http_denied_peer_gets_403_with_the_reason() {
 #[tokio::test]
 async fn grpc_over_h2_reaches_the_app_as_h2() {
     let app = start_echo_tcp().await;
-    let s = inbound("http", &app.to_string(), &[]);
+    let s = start_inbound("http", &app.to_string(), &[]);
     let client = source(&s.dir.path().join("client.sock")).await;
     let req = Request::post("https://localhost/pkg.Svc/Method")
         .header("content-type", "application/grpc")
@@ -144,7 +89,7 @@ async fn grpc_over_h2_reaches_the_app_as_h2() {
 #[tokio::test]
 async fn websocket_upgrade_passes_through() {
     let app = start_echo_tcp().await;
-    let s = inbound("http", &app.to_string(), &[]);
+    let s = start_inbound("http", &app.to_string(), &[]);
     let client = source(&s.dir.path().join("client.sock")).await;
     let mut tls = tls_connect(s.addr, &client, &[b"http/1.1"]).await.unwrap();
     tls.write_all(
@@ -174,7 +119,7 @@ async fn http_to_a_unix_socket_target() {
     let app_sock = dir.path().join("app.sock");
     start_echo_unix(&app_sock).await;
     let target = format!("unix:{}", app_sock.display());
-    let s = inbound("http", &target, &[]);
+    let s = start_inbound("http", &target, &[]);
     let client = source(&s.dir.path().join("client.sock")).await;
     let (status, _, body) = mtls_request(s.addr, &client, false, get("https://localhost/u"))
         .await
@@ -200,7 +145,7 @@ async fn tcp_echo() -> std::net::SocketAddr {
 #[tokio::test]
 async fn tcp_mode_copies_bytes_for_an_allowed_peer_and_half_close_works() {
     let app = tcp_echo().await;
-    let s = inbound("tcp", &app.to_string(), &[]);
+    let s = start_inbound("tcp", &app.to_string(), &[]);
     let client = source(&s.dir.path().join("client.sock")).await;
     let mut tls = tls_connect(s.addr, &client, &[]).await.unwrap();
     let big = vec![7u8; 300_000];
@@ -217,7 +162,7 @@ async fn tcp_mode_copies_bytes_for_an_allowed_peer_and_half_close_works() {
 #[tokio::test]
 async fn bytes_metric_counts_while_the_connection_is_still_open() {
     let app = tcp_echo().await;
-    let s = inbound("tcp", &app.to_string(), &[]);
+    let s = start_inbound("tcp", &app.to_string(), &[]);
     let client = source(&s.dir.path().join("client.sock")).await;
     let mut tls = tls_connect(s.addr, &client, &[]).await.unwrap();
     let data = vec![5u8; 100_000];
@@ -241,7 +186,7 @@ async fn bytes_metric_counts_while_the_connection_is_still_open() {
 #[tokio::test]
 async fn tcp_mode_denied_peer_is_closed_without_reaching_the_app() {
     let app = tcp_echo().await;
-    let s = inbound("tcp", &app.to_string(), &[]);
+    let s = start_inbound("tcp", &app.to_string(), &[]);
     let other = source(&s.dir.path().join("other.sock")).await;
     // The handshake completes; the first read then sees the close.
     let mut tls = tls_connect(s.addr, &other, &[]).await.unwrap();
@@ -262,7 +207,7 @@ async fn tcp_mode_denied_peer_is_closed_without_reaching_the_app() {
 #[tokio::test]
 async fn garbage_plaintext_and_certless_clients_are_closed_and_ward_keeps_serving() {
     let app = start_echo_tcp().await;
-    let s = inbound("http", &app.to_string(), &["--handshake-timeout", "1s"]);
+    let s = start_inbound("http", &app.to_string(), &["--handshake-timeout", "1s"]);
     // Garbage bytes.
     let mut tcp = tokio::net::TcpStream::connect(s.addr).await.unwrap();
     tcp.write_all(&[0x16, 0x03, 0x01, 0xff, 0xff, 1, 2, 3, 4, 5])
@@ -375,7 +320,7 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAny {
 #[tokio::test]
 async fn admin_readyz_and_metrics_report_the_listener() {
     let app = start_echo_tcp().await;
-    let mut s = inbound("http", &app.to_string(), &[]);
+    let mut s = start_inbound("http", &app.to_string(), &[]);
     let (status, _) = plain_get(s.admin, "/healthz", &[]).await.unwrap();
     assert_eq!(status, 200);
     let mut ready = 0;
@@ -422,7 +367,7 @@ async fn admin_readyz_and_metrics_report_the_listener() {
 #[tokio::test]
 async fn over_max_connections_a_new_connection_is_closed_at_once_and_counted() {
     let app = tcp_echo().await;
-    let s = inbound("tcp", &app.to_string(), &["--max-connections", "1"]);
+    let s = start_inbound("tcp", &app.to_string(), &["--max-connections", "1"]);
     let client = source(&s.dir.path().join("client.sock")).await;
     // wait_port's probe connection holds the one slot until ward sees its EOF.
     for _ in 0..100 {
@@ -509,7 +454,7 @@ async fn counting_app(
 
 /// `n` HTTP/1.1 mTLS client connections to `s`.
 async fn h1_clients(
-    s: &Setup,
+    s: &Inbound,
     n: usize,
 ) -> Vec<hyper::client::conn::http1::SendRequest<Full<Bytes>>> {
     let client = source(&s.dir.path().join("client.sock")).await;
@@ -542,7 +487,7 @@ async fn get_on(send: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>)
 #[tokio::test]
 async fn an_http1_client_connection_keeps_its_own_app_connection_and_outlives_its_closing() {
     let (app, _) = counting_app(2).await;
-    let s = inbound("http", &app.to_string(), &[]);
+    let s = start_inbound("http", &app.to_string(), &[]);
     let mut senders = h1_clients(&s, 2).await;
     let mut seen = Vec::new();
     for _round in 0..3 {
@@ -577,7 +522,7 @@ async fn an_http1_client_connection_keeps_its_own_app_connection_and_outlives_it
 async fn an_unused_app_connection_is_not_reused_after_a_second_and_is_closed() {
     use std::sync::atomic::Ordering;
     let (app, closed_by_ward) = counting_app(100).await;
-    let s = inbound("http", &app.to_string(), &[]);
+    let s = start_inbound("http", &app.to_string(), &[]);
     let mut senders = h1_clients(&s, 1).await;
     let send = &mut senders[0];
     assert_eq!(get_on(send).await, "conn 1 request 1");
@@ -610,7 +555,7 @@ async fn http_app_down_gets_502_naming_the_target_and_is_counted() {
     let reserved = tokio::net::TcpSocket::new_v4().unwrap();
     reserved.bind(local(0)).unwrap();
     let app = reserved.local_addr().unwrap();
-    let s = inbound("http", &app.to_string(), &[]);
+    let s = start_inbound("http", &app.to_string(), &[]);
     let client = source(&s.dir.path().join("client.sock")).await;
     for h2 in [false, true] {
         let (status, _, body) = mtls_request(s.addr, &client, h2, get("https://localhost/x"))
@@ -633,7 +578,7 @@ async fn http_app_down_gets_502_naming_the_target_and_is_counted() {
 #[tokio::test]
 async fn pipelined_http1_requests_are_answered_in_order_on_one_app_connection() {
     let (app, _) = counting_app(2).await;
-    let s = inbound("http", &app.to_string(), &[]);
+    let s = start_inbound("http", &app.to_string(), &[]);
     let client = source(&s.dir.path().join("client.sock")).await;
     let mut tls = tls_connect(s.addr, &client, &[b"http/1.1"]).await.unwrap();
     // Both requests in one write: the second is read while the first is answered.
@@ -672,7 +617,7 @@ async fn real_grpc_streaming_and_status_trailers_pass_through_inbound() {
     let app_dir = tempdir();
     let _app = start_dev(app_dir.path(), &[("grpc.sock", APP_ID)], &[]);
     let target = format!("unix:{}", app_dir.path().join("grpc.sock").display());
-    let s = inbound("http", &target, &[]);
+    let s = start_inbound("http", &target, &[]);
     let grpc_client = |sock: &str| {
         let path = s.dir.path().join(sock);
         let addr = s.addr;

@@ -8,59 +8,19 @@ use std::time::Duration;
 use proxy_support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const SERVER: &str = "spiffe://example.org/server";
-const CLIENT: &str = "spiffe://example.org/client";
-
-struct Mesh {
-    dir: tempfile::TempDir,
-    _dev: Proc,
-    _inbound: Proc,
-    inbound: std::net::SocketAddr,
-}
+/// An echo app behind a `ward inbound` in http mode.
+type Mesh = Inbound;
 
 async fn mesh() -> Mesh {
     let app = start_echo_tcp().await;
-    let dir = tempdir();
-    let dev = start_dev(
-        dir.path(),
-        &[("server.sock", SERVER), ("client.sock", CLIENT)],
-        &[],
-    );
-    let port = free_port();
-    let sock = socket_uri(&dir.path().join("server.sock"));
-    let listen = local(port).to_string();
-    let target = app.to_string();
-    let inbound = spawn_ward(
-        dir.path(),
-        "inbound",
-        &[
-            "inbound",
-            "--listen",
-            &listen,
-            "--target",
-            &target,
-            "--allow",
-            CLIENT,
-            "--protocol",
-            "http",
-            "--socket",
-            &sock,
-        ],
-    );
-    wait_port(local(port));
-    Mesh {
-        dir,
-        _dev: dev,
-        _inbound: inbound,
-        inbound: local(port),
-    }
+    start_inbound("http", &app.to_string(), &[])
 }
 
 fn outbound(m: &Mesh, expect: &str) -> (Proc, std::net::SocketAddr) {
     let port = free_port();
     let sock = socket_uri(&m.dir.path().join("client.sock"));
     let listen = local(port).to_string();
-    let upstream = m.inbound.to_string();
+    let upstream = m.addr.to_string();
     let p = spawn_ward(
         m.dir.path(),
         "outbound",
@@ -114,7 +74,7 @@ fn proxy_config(m: &Mesh, listen: &str, expect: &str) -> std::path::PathBuf {
     let text = format!(
         "admin: off\nworkload_api:\n  socket: {sock}\noutbound:\n  - name: egress\n    listen: {listen}\n    http_proxy:\n      routes:\n        - host: echo.internal:80\n          upstream: {up}\n          expect: [\"{expect}\"]\n        - host: anyport.internal\n          upstream: {up}\n          expect: [\"{expect}\"]\n",
         sock = socket_uri(&m.dir.path().join("client.sock")),
-        up = m.inbound,
+        up = m.addr,
     );
     std::fs::write(&path, text).unwrap();
     path

@@ -15,6 +15,64 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use ward_workload::{EndpointAddress, SourceOptions, X509Source};
 
 pub const TD: &str = "example.org";
+/// The identities every inbound set-up registers with `ward dev`.
+pub const SERVER: &str = "spiffe://example.org/server";
+pub const CLIENT: &str = "spiffe://example.org/client";
+pub const OTHER: &str = "spiffe://example.org/other";
+
+/// `ward dev` (sockets `server.sock`, `client.sock`, `other.sock` in `dir`) and a
+/// `ward inbound` served as [`SERVER`], allowing [`CLIENT`], with an admin listener.
+pub struct Inbound {
+    pub dir: tempfile::TempDir,
+    /// Kept alive for the authority's lifetime.
+    pub dev: Proc,
+    pub ward: Proc,
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+}
+
+/// Starts an [`Inbound`] in `protocol` mode in front of `target`, with `extra` flags.
+pub fn start_inbound(protocol: &str, target: &str, extra: &[&str]) -> Inbound {
+    let dir = tempdir();
+    let dev = start_dev(
+        dir.path(),
+        &[
+            ("server.sock", SERVER),
+            ("client.sock", CLIENT),
+            ("other.sock", OTHER),
+        ],
+        &[],
+    );
+    let addr = local(free_port());
+    let admin = local(free_port());
+    let sock = socket_uri(&dir.path().join("server.sock"));
+    let (listen, admin_s) = (addr.to_string(), admin.to_string());
+    let mut args = vec![
+        "inbound",
+        "--listen",
+        &listen,
+        "--target",
+        target,
+        "--allow",
+        CLIENT,
+        "--protocol",
+        protocol,
+        "--socket",
+        &sock,
+        "--admin",
+        &admin_s,
+    ];
+    args.extend_from_slice(extra);
+    let ward = spawn_ward(dir.path(), "inbound", &args);
+    wait_port(addr);
+    Inbound {
+        dir,
+        dev,
+        ward,
+        addr,
+        admin,
+    }
+}
 
 /// A child process killed (SIGKILL) on drop.
 pub struct Proc {
